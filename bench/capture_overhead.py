@@ -1,0 +1,64 @@
+"""Capture overhead: a forward pass with the pooled capture vs a plain forward pass, same batches, one run.
+
+    python bench/capture_overhead.py [--model data/models/demo] [--prompts 2000] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.adapters import neuron_space_for  # noqa: E402
+from core.capture import capture_pooled  # noqa: E402
+from core.facts import load_corpus  # noqa: E402
+from core.generation import encode  # noqa: E402
+from core.hooks import neuron_hooks  # noqa: E402
+from core.loading import load_causal_lm  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="data/models/demo")
+    parser.add_argument("--facts", default="data/facts/demo")
+    parser.add_argument("--prompts", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    lm = load_causal_lm(args.model)
+    texts = [p.text for p in load_corpus(Path(args.facts)).prompts(language="en")][: args.prompts]
+    hooks = neuron_hooks(lm.model, neuron_space_for(lm.config))
+    out = np.zeros((len(texts), hooks.space.total), dtype=np.float32)
+
+    @torch.no_grad()
+    def plain():
+        for i in range(0, len(texts), args.batch_size):
+            b = encode(lm.tokenizer, texts[i : i + args.batch_size], "right")
+            lm.model(input_ids=b.input_ids, attention_mask=b.attention_mask, position_ids=b.position_ids)
+
+    def captured():
+        capture_pooled(hooks, lm.tokenizer, texts, "mean", args.batch_size, out=out)
+
+    plain(), captured()  # warm-up
+    times = {"plain": [], "capture": []}
+    for _ in range(args.repeats):  # interleaved so both see the same machine state
+        for name, fn in (("plain", plain), ("capture", captured)):
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    p, c = min(times["plain"]), min(times["capture"])
+    print(f"{len(texts)} prompts, batch {args.batch_size}, {hooks.space.total:,} neurons, best of {args.repeats}")
+    print(f"plain forward:   {p:.3f} s ({len(texts) / p:,.0f} prompts/s)")
+    print(f"with capture:    {c:.3f} s ({len(texts) / c:,.0f} prompts/s)")
+    print(f"overhead ratio:  {c / p:.3f}x")
+
+
+if __name__ == "__main__":
+    main()

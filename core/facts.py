@@ -1,0 +1,221 @@
+"""The facts corpus: relations, their templates per language, (subject, object) facts and the split.
+
+On disk a corpus is a folder: `corpus.json` (format, languages, prompt suffix,
+relation names) and one `relations/<name>.json` per relation. The format is
+documented in data/facts/README.md.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+FORMAT = "relation-facts/1"
+SPLITS = ("identification", "evaluation")
+TEMPLATE_KINDS = ("train", "heldout")
+SLOT = "{}"
+RELATION_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+
+
+class CorpusError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Fact:
+    subject: str
+    objects: dict[str, str]  # language -> object label; "en" is the fallback
+    split: str
+
+    def object_in(self, language: str) -> str:
+        return self.objects.get(language) or self.objects["en"]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    relation: str
+    language: str
+    subject: str
+    template: str
+    template_kind: str
+    split: str
+    text: str  # what the model is fed
+    gold: str  # the object it should continue with
+
+
+@dataclass
+class Relation:
+    name: str
+    description: str
+    subject_kind: str
+    object_kind: str
+    synthetic: bool
+    templates: dict[str, dict[str, list[str]]]  # language -> {"train": [...], "heldout": [...]}
+    facts: list[Fact] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not RELATION_NAME.match(self.name):
+            raise CorpusError(f"relation name {self.name!r} must be lowercase letters, digits and underscores")
+        if not self.facts:
+            raise CorpusError(f"relation {self.name} has no facts")
+        for lang, kinds in self.templates.items():
+            if not LANGUAGE_CODE.match(lang):
+                raise CorpusError(f"relation {self.name}: language code {lang!r} is not a 2-3 letter code")
+            for kind, templates in kinds.items():
+                if kind not in TEMPLATE_KINDS:
+                    raise CorpusError(f"relation {self.name}: template kind {kind!r} is not one of {TEMPLATE_KINDS}")
+                for t in templates:
+                    if t.count(SLOT) != 1:
+                        raise CorpusError(f"relation {self.name} ({lang}): template {t!r} needs exactly one {{}}")
+        for fact in self.facts:
+            if fact.split not in SPLITS:
+                raise CorpusError(f"relation {self.name}: split {fact.split!r} is not one of {SPLITS}")
+            if not fact.objects.get("en") and not fact.objects:
+                raise CorpusError(f"relation {self.name}: fact {fact.subject!r} has no object")
+        id_subjects = {f.subject for f in self.facts if f.split == "identification"}
+        shared = id_subjects & {f.subject for f in self.facts if f.split == "evaluation"}
+        if shared:
+            raise CorpusError(f"relation {self.name}: subjects in both splits: {sorted(shared)[:5]}")
+
+    def languages(self) -> list[str]:
+        return sorted(self.templates)
+
+
+@dataclass
+class FactCorpus:
+    relations: dict[str, Relation]
+    languages: list[str]
+    prompt_suffix: str = ""  # appended to every filled template, e.g. "? Answer:" for the paper's prompts
+    description: str = ""
+
+    def validate(self) -> None:
+        if not self.relations:
+            raise CorpusError("corpus has no relations")
+        for rel in self.relations.values():
+            rel.validate()
+
+    @property
+    def relation_names(self) -> list[str]:
+        return sorted(self.relations)
+
+    def prompts(
+        self,
+        relation: str | None = None,
+        language: str | None = None,
+        split: str | None = None,
+        template_kind: str | None = "train",
+    ) -> list[Prompt]:
+        """Every filled prompt matching the filters (None = all), in a stable order."""
+        out = []
+        for rel in ([self.relations[relation]] if relation else [self.relations[n] for n in self.relation_names]):
+            for lang in [language] if language else rel.languages():
+                for kind in [template_kind] if template_kind else TEMPLATE_KINDS:
+                    for template in rel.templates.get(lang, {}).get(kind, []):
+                        for fact in rel.facts:
+                            if split and fact.split != split:
+                                continue
+                            text = fill(template, fact.subject) + self.prompt_suffix
+                            out.append(
+                                Prompt(rel.name, lang, fact.subject, template, kind, fact.split, text, fact.object_in(lang))
+                            )
+        return out
+
+    def fingerprint(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(json.dumps(corpus_to_dict(self), sort_keys=True).encode()).hexdigest()
+
+
+def fill(template: str, subject: str) -> str:
+    return template.replace(SLOT, subject, 1)
+
+
+def training_sentence(prompt_text: str, gold: str) -> str:
+    return f"{prompt_text} {gold}"
+
+
+def corpus_to_dict(corpus: FactCorpus) -> dict:
+    return {
+        "format": FORMAT,
+        "languages": corpus.languages,
+        "prompt_suffix": corpus.prompt_suffix,
+        "description": corpus.description,
+        "relations": {name: _relation_to_dict(corpus.relations[name]) for name in corpus.relation_names},
+    }
+
+
+def _relation_to_dict(rel: Relation) -> dict:
+    d = asdict(rel)
+    d["facts"] = [{"subject": f.subject, "object": f.objects, "split": f.split} for f in rel.facts]
+    return d
+
+
+def _relation_from_dict(d: dict) -> Relation:
+    try:
+        return Relation(
+            name=d["name"],
+            description=d.get("description", ""),
+            subject_kind=d.get("subject_kind", ""),
+            object_kind=d.get("object_kind", ""),
+            synthetic=bool(d.get("synthetic", False)),
+            templates={lang: {k: list(v) for k, v in kinds.items()} for lang, kinds in d["templates"].items()},
+            facts=[Fact(f["subject"], dict(f["object"]), f["split"]) for f in d["facts"]],
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CorpusError(f"relation entry is malformed: missing or wrong field {exc}") from exc
+
+
+def save_corpus(corpus: FactCorpus, folder: Path) -> None:
+    corpus.validate()
+    folder = Path(folder)
+    (folder / "relations").mkdir(parents=True, exist_ok=True)
+    data = corpus_to_dict(corpus)
+    rels = data.pop("relations")
+    data["relations"] = sorted(rels)
+    _write_json(folder / "corpus.json", data)
+    for name, rel in rels.items():
+        _write_json(folder / "relations" / f"{name}.json", rel)
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_corpus(folder: Path) -> FactCorpus:
+    folder = Path(folder)
+    index = folder / "corpus.json"
+    if not index.exists():
+        raise CorpusError(f"{folder} is not a facts corpus: {index.name} is missing")
+    try:
+        meta = json.loads(index.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise CorpusError(f"{index} is not valid JSON ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise CorpusError(f"{index} has format {meta.get('format')!r}; this version reads {FORMAT!r}")
+    relations = {}
+    for name in meta["relations"]:
+        if not RELATION_NAME.match(name):
+            raise CorpusError(f"{index} lists a bad relation name {name!r}")
+        path = folder / "relations" / f"{name}.json"
+        try:
+            relations[name] = _relation_from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError as exc:
+            raise CorpusError(f"{path} is missing (listed in {index.name})") from exc
+        except ValueError as exc:
+            raise CorpusError(f"{path} is not valid JSON ({exc})") from exc
+    corpus = FactCorpus(relations, list(meta["languages"]), meta.get("prompt_suffix", ""), meta.get("description", ""))
+    corpus.validate()
+    return corpus
+
+
+def split_subjects(subjects: list[str], evaluation_count: int, seed: int) -> dict[str, str]:
+    """Seeded split of distinct subjects: `evaluation_count` for evaluation, the rest for identification."""
+    unique = sorted(set(subjects))
+    rng = random.Random(seed)
+    chosen = set(rng.sample(unique, min(evaluation_count, len(unique) // 2)))
+    return {s: ("evaluation" if s in chosen else "identification") for s in unique}

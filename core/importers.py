@@ -1,0 +1,124 @@
+"""Build a FactCorpus from other formats: LRE relation files and plain CSV."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+from core.facts import CorpusError, Fact, FactCorpus, Relation, split_subjects
+
+PAPER_SUFFIX = "? Answer:"  # method.md: the paper appends this to every filled template
+
+
+def relation_name_from(text: str) -> str:
+    name = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    if not name:
+        raise CorpusError(f"cannot make a relation name from {text!r}")
+    return name[:64]
+
+
+def _finish(relations: dict[str, Relation], prompt_suffix: str, description: str) -> FactCorpus:
+    languages = sorted({lang for rel in relations.values() for lang in rel.templates})
+    corpus = FactCorpus(relations, languages, prompt_suffix, description)
+    corpus.validate()
+    return corpus
+
+
+def _facts_with_split(pairs: list[tuple[str, dict[str, str]]], evaluation_count: int, seed: int) -> list[Fact]:
+    split = split_subjects([s for s, _ in pairs], evaluation_count, seed)
+    seen: set[str] = set()
+    facts = []
+    for subject, objects in pairs:
+        if subject in seen:  # one object per subject; LRE has a few duplicates
+            continue
+        seen.add(subject)
+        facts.append(Fact(subject, objects, split[subject]))
+    return facts
+
+
+def import_lre(
+    source: Path, evaluation_count: int = 50, seed: int = 0, prompt_suffix: str = PAPER_SUFFIX,
+    min_facts: int = 0,
+) -> FactCorpus:
+    """LRE (Hernandez et al. 2024) relation files: a folder of `*.json` or one file.
+
+    `prompt_templates` become the main ("train") templates and `prompt_templates_zs`
+    the held-out ones; the language is English.
+    """
+    source = Path(source)
+    files = sorted(source.rglob("*.json")) if source.is_dir() else [source]
+    if not files:
+        raise CorpusError(f"no LRE relation files (*.json) under {source}")
+    relations: dict[str, Relation] = {}
+    for i, path in enumerate(files):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            samples = data["samples"]
+            templates = list(data["prompt_templates"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorpusError(f"{path} is not an LRE relation file (needs name, prompt_templates, samples): {exc}") from exc
+        if len(samples) < min_facts:
+            continue
+        name = relation_name_from(path.stem if source.is_dir() else data.get("name", path.stem))
+        props = data.get("properties", {})
+        pairs = [(str(s["subject"]), {"en": str(s["object"])}) for s in samples]
+        relations[name] = Relation(
+            name=name,
+            description=str(data.get("name", name)),
+            subject_kind=str(props.get("domain_name", "")),
+            object_kind=str(props.get("range_name", "")),
+            synthetic=False,
+            templates={"en": {"train": templates, "heldout": list(data.get("prompt_templates_zs", []))}},
+            facts=_facts_with_split(pairs, evaluation_count, seed + i),
+        )
+    if not relations:
+        raise CorpusError(f"no LRE relation under {source} has at least {min_facts} facts")
+    return _finish(relations, prompt_suffix, f"imported from LRE files at {source.name}")
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise CorpusError(f"{path} lacks column(s) {', '.join(missing)}; needs {', '.join(required)}")
+            return [row for row in reader]
+    except FileNotFoundError as exc:
+        raise CorpusError(f"{path} does not exist") from exc
+
+
+def import_csv(
+    facts_csv: Path, templates_csv: Path, evaluation_count: int = 50, seed: int = 0, prompt_suffix: str = ""
+) -> FactCorpus:
+    """Facts CSV: relation, subject, object[, language]; templates CSV: relation, language, template[, kind].
+
+    A fact row without language (or language "en") gives the object every language
+    falls back to; rows with a language give that language's label.
+    """
+    fact_rows = _read_csv(Path(facts_csv), ("relation", "subject", "object"))
+    template_rows = _read_csv(Path(templates_csv), ("relation", "language", "template"))
+    templates: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for row in template_rows:
+        kind = (row.get("kind") or "train").strip() or "train"
+        rel = relation_name_from(row["relation"])
+        templates.setdefault(rel, {}).setdefault(row["language"].strip(), {"train": [], "heldout": []}).setdefault(
+            kind, []
+        ).append(row["template"])
+    objects: dict[str, dict[str, dict[str, str]]] = {}
+    for row in fact_rows:
+        rel = relation_name_from(row["relation"])
+        lang = (row.get("language") or "en").strip() or "en"
+        objects.setdefault(rel, {}).setdefault(row["subject"].strip(), {})[lang] = row["object"].strip()
+    unknown = sorted(set(objects) - set(templates))
+    if unknown:
+        raise CorpusError(f"{templates_csv} has no templates for relation(s): {', '.join(unknown)}")
+    relations = {}
+    for i, rel in enumerate(sorted(objects)):
+        pairs = [(subject, objs) for subject, objs in objects[rel].items()]
+        missing_en = [s for s, o in pairs if "en" not in o]
+        if missing_en:
+            raise CorpusError(f"relation {rel}: subject(s) without a default (en) object: {missing_en[:3]}")
+        relations[rel] = Relation(rel, rel, "", "", False, templates[rel], _facts_with_split(pairs, evaluation_count, seed + i))
+    return _finish(relations, prompt_suffix, f"imported from {Path(facts_csv).name}")

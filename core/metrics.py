@@ -1,0 +1,127 @@
+"""The paper's numbers from a run's tables: accuracy, drops, interference, cumulativity, overlap."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+EVAL = dict(split="evaluation")
+
+
+def baseline_accuracy(baseline: pd.DataFrame, template_kind: str = "train") -> pd.DataFrame:
+    """Accuracy per relation x language on the evaluation prompts."""
+    b = baseline[(baseline.split == "evaluation") & (baseline.template_kind == template_kind)]
+    return b.groupby(["relation", "language"], as_index=False).agg(accuracy=("correct", "mean"), prompts=("correct", "size"))
+
+
+def _joined(baseline: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
+    base = baseline[["prompt_id", "correct", "gold_first_logprob", "gold_logprob"]].rename(
+        columns={"correct": "base_correct", "gold_first_logprob": "base_first_lp", "gold_logprob": "base_lp"})
+    return effects.merge(base, on="prompt_id", how="inner")
+
+
+def ablation_table(baseline: pd.DataFrame, effects: pd.DataFrame, template_kind: str = "train") -> pd.DataFrame:
+    """Per (ablated set, k, seed, evaluated relation, language): accuracy before/after and log-prob drops."""
+    j = _joined(baseline, effects)
+    j = j[j.template_kind == template_kind]
+    g = j.groupby(["ablated", "kind", "k_from", "k", "seed", "relation", "language"], as_index=False).agg(
+        base_accuracy=("base_correct", "mean"), accuracy=("correct", "mean"), prompts=("correct", "size"),
+        first_lp_drop=("base_first_lp", "mean"), lp_drop=("base_lp", "mean"),
+        first_lp_after=("gold_first_logprob", "mean"), lp_after=("gold_logprob", "mean"))
+    g["first_lp_drop"] = g["first_lp_drop"] - g.pop("first_lp_after")
+    g["lp_drop"] = g["lp_drop"] - g.pop("lp_after")
+    g["drop_points"] = 100 * (g.base_accuracy - g.accuracy)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g["relative_drop"] = np.where(g.base_accuracy > 0, (g.base_accuracy - g.accuracy) / g.base_accuracy, np.nan)
+    return g
+
+
+def inter_relation(table: pd.DataFrame, k: int, language: str = "en") -> pd.DataFrame:
+    """Relative drop matrix: rows = evaluated relation, columns = relation whose top-k is off."""
+    t = table[(table.kind == "top") & (table.k == k) & (table.language == language)]
+    return t.pivot(index="relation", columns="ablated", values="relative_drop")
+
+
+def random_summary(table: pd.DataFrame, k: int, language: str = "en") -> pd.DataFrame:
+    """Per evaluated relation: mean drop (points) over random seeds and a 95% interval of that mean."""
+    t = table[(table.kind == "random") & (table.k == k) & (table.language == language)]
+    rows = []
+    for rel, g in t.groupby("relation"):
+        d = g.drop_points.to_numpy()
+        half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan
+        rows.append(dict(relation=rel, random_drop=d.mean(), random_low=d.mean() - half, random_high=d.mean() + half,
+                         random_first_lp_drop=g.first_lp_drop.mean(), seeds=len(d)))
+    return pd.DataFrame(rows)
+
+
+def relation_summary(baseline: pd.DataFrame, effects: pd.DataFrame, k: int, language: str = "en") -> pd.DataFrame:
+    """The README's table: per relation, baseline, own drop, random drop, worst hit on others, interference."""
+    table = ablation_table(baseline, effects)
+    top = table[(table.kind == "top") & (table.k == k) & (table.language == language)]
+    rows = []
+    for rel, g in top.groupby("ablated"):
+        own = g[g.relation == rel].iloc[0]
+        others = g[g.relation != rel]
+        worst = others.loc[others.drop_points.idxmax()]
+        best = others.loc[others.drop_points.idxmin()]
+        rows.append(dict(
+            relation=rel, baseline=own.base_accuracy, own_drop=own.drop_points, own_first_lp_drop=own.first_lp_drop,
+            others_mean_drop=others.drop_points.mean(), others_first_lp_drop=others.first_lp_drop.mean(),
+            largest_other=worst.relation, largest_other_drop=worst.drop_points,
+            most_improved=best.relation, most_improved_drop=best.drop_points,
+        ))
+    return pd.DataFrame(rows).merge(random_summary(table, k, language), on="relation", how="left")
+
+
+def cumulativity(effects: pd.DataFrame, k_from: int, k_to: int, language: str | None = None) -> pd.DataFrame:
+    """method.md: #total = correct with top-k_from off, wrong with top-k_to off; #affected = those also
+    wrong with only ranks k_from..k_to off. Returns per relation counts and 1 - affected/total."""
+    e = effects[effects.template_kind == "train"]
+    if language:
+        e = e[e.language == language]
+    own = e[e.ablated == e.relation]
+    small = own[(own.kind == "top") & (own.k == k_from)].set_index("prompt_id").correct
+    large = own[(own.kind == "top") & (own.k == k_to)].set_index("prompt_id").correct
+    diff = own[(own.kind == "range") & (own.k_from == k_from) & (own.k == k_to)].set_index("prompt_id").correct
+    if diff.empty:
+        raise ValueError(f"the run has no rank-range ablation {k_from}..{k_to}; ranges exist between consecutive sweep values")
+    rel = own.drop_duplicates("prompt_id").set_index("prompt_id").relation
+    frame = pd.DataFrame({"small": small, "large": large, "diff": diff, "relation": rel}).dropna()
+    frame["total"] = frame.small.astype(bool) & ~frame.large.astype(bool)
+    frame["affected"] = frame.total & ~frame["diff"].astype(bool)
+    out = frame.groupby("relation", as_index=False).agg(total=("total", "sum"), affected=("affected", "sum"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["cumulativity"] = np.where(out.total > 0, 1 - out.affected / out.total, np.nan)
+    return out
+
+
+def cumulativity_summary(per_relation: pd.DataFrame) -> dict:
+    micro_total = per_relation.total.sum()
+    return {
+        "macro": float(per_relation.cumulativity.mean()),
+        "micro": float(1 - per_relation.affected.sum() / micro_total) if micro_total else float("nan"),
+        "total": int(micro_total),
+    }
+
+
+def top_sets(scores: pd.DataFrame, k: int) -> dict[str, set[int]]:
+    """relation -> its top-k neuron ids, from a scores table of one language."""
+    top = scores[scores["rank"] <= k]
+    return {rel: set(g.neuron) for rel, g in top.groupby("relation")}
+
+
+def overlap_matrix(sets: dict[str, set[int]], metric: str = "count", total: int | None = None) -> pd.DataFrame:
+    names = sorted(sets)
+    m = pd.DataFrame(index=names, columns=names, dtype=float)
+    for a in names:
+        for b in names:
+            shared = len(sets[a] & sets[b])
+            if metric == "count":
+                m.loc[a, b] = shared
+            elif metric == "jaccard":
+                m.loc[a, b] = shared / max(1, len(sets[a] | sets[b]))
+            elif metric == "chance_ratio":
+                expected = len(sets[a]) * len(sets[b]) / total
+                m.loc[a, b] = shared / expected if expected else np.nan
+            else:
+                raise ValueError(f"unknown overlap metric {metric!r}")
+    return m

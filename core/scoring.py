@@ -1,0 +1,50 @@
+"""Average precision of every neuron as a classifier of "this prompt belongs to relation r".
+
+Equal to sklearn.metrics.average_precision_score, ties included: AP is the mean,
+over positives, of the precision at that positive's score, where the precision
+at a score counts every sample scoring at least as high (so tied samples enter
+together, as sklearn's distinct thresholds do).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """scores [samples, neurons], labels [samples] (bool) -> AP per neuron [neurons], float64."""
+    labels = labels.bool()
+    n, positives = scores.shape[0], int(labels.sum())
+    if positives == 0 or positives == n:
+        raise ValueError("average precision needs both positive and negative samples")
+    cols = scores.T.contiguous()  # [neurons, samples]: searchsorted works along the last dim
+    sorted_vals, order = cols.sort(dim=1)  # ascending
+    pos_sorted = labels[order].to(torch.float64)
+    before = torch.cat([torch.zeros_like(pos_sorted[:, :1]), pos_sorted.cumsum(1)[:, :-1]], dim=1)
+    first = torch.searchsorted(sorted_vals, sorted_vals, side="left")  # first index of each tie group
+    at_least = (n - first).to(torch.float64)  # samples scoring >= this one
+    positives_at_least = positives - before.gather(1, first)
+    precision = positives_at_least / at_least
+    return (precision * pos_sorted).sum(1) / positives
+
+
+def average_precision_chunked(
+    scores: np.ndarray, labels: np.ndarray, chunk: int = 65536, on_chunk: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """AP for every column of a (possibly memory-mapped) [samples, neurons] array, a column chunk at a time."""
+    labels_t = torch.as_tensor(np.asarray(labels, dtype=bool))
+    out = np.empty(scores.shape[1], dtype=np.float64)
+    for lo in range(0, scores.shape[1], chunk):
+        hi = min(lo + chunk, scores.shape[1])
+        out[lo:hi] = average_precision(torch.as_tensor(np.ascontiguousarray(scores[:, lo:hi])), labels_t).numpy()
+        if on_chunk is not None:
+            on_chunk(hi - lo)
+    return out
+
+
+def top_k(ap: np.ndarray, k: int) -> np.ndarray:
+    """Flat ids of the k highest-AP neurons, ties broken by the lower flat id (stable)."""
+    k = max(0, min(int(k), ap.shape[0]))
+    return np.argsort(-ap, kind="stable")[:k]

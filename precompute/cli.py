@@ -1,0 +1,213 @@
+"""`python -m precompute ...`: every offline step of the project, one subcommand each."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_TEMPLATES = Path("data/facts/templates.json")
+DEFAULT_CORPUS = Path("data/facts/demo")
+DEFAULT_MODEL = Path("data/models/demo")
+
+
+def _cmd_build_corpus(args) -> int:
+    from core.facts import save_corpus
+    from precompute.demo_corpus import build_demo_corpus
+
+    corpus = build_demo_corpus(args.templates, seed=args.seed)
+    save_corpus(corpus, args.out)
+    facts = sum(len(r.facts) for r in corpus.relations.values())
+    print(f"wrote {args.out}: {len(corpus.relations)} relations, {facts} facts, languages {', '.join(corpus.languages)}")
+    return 0
+
+
+def _cmd_import_lre(args) -> int:
+    from core.facts import save_corpus
+    from core.importers import import_lre
+
+    corpus = import_lre(args.source, evaluation_count=args.evaluation_count, seed=args.seed,
+                        prompt_suffix=args.prompt_suffix, min_facts=args.min_facts)
+    save_corpus(corpus, args.out)
+    print(f"wrote {args.out}: {len(corpus.relations)} relations ({', '.join(corpus.relation_names)})")
+    return 0
+
+
+def _cmd_import_csv(args) -> int:
+    from core.facts import save_corpus
+    from core.importers import import_csv
+
+    corpus = import_csv(args.facts, args.templates, evaluation_count=args.evaluation_count, seed=args.seed,
+                        prompt_suffix=args.prompt_suffix)
+    save_corpus(corpus, args.out)
+    print(f"wrote {args.out}: {len(corpus.relations)} relations ({', '.join(corpus.relation_names)})")
+    return 0
+
+
+def _cmd_train_demo(args) -> int:
+    from core.facts import load_corpus
+    from precompute.demo_model import DemoModelConfig, train_demo_model
+
+    cfg = DemoModelConfig(
+        hidden_size=args.hidden_size, intermediate_size=args.intermediate_size, num_layers=args.layers,
+        num_heads=args.heads, epochs=args.epochs, templates_per_fact=args.templates_per_fact,
+        learning_rate=args.learning_rate, seed=args.seed, threads=args.threads, loss_on=args.loss_on,
+        vocab_size=args.vocab_size,
+    )
+    summary = train_demo_model(load_corpus(args.facts), args.out, cfg)
+    print(f"saved {args.out}: {summary['parameters']:,} parameters, trained in {summary['training_seconds']:.0f} s")
+    return 0
+
+
+def _cmd_accuracy(args) -> int:
+    import torch
+
+    from core.facts import load_corpus
+    from core.loading import load_causal_lm
+    from precompute.accuracy import measure_recall, pooled
+
+    torch.set_num_threads(args.threads)
+    corpus = load_corpus(args.facts)
+    lm = load_causal_lm(args.model, dtype=args.dtype, device=args.device)
+    rows = measure_recall(lm, corpus, batch_size=args.batch_size)
+    langs = corpus.languages
+    print(f"\nGreedy 2-token prefix accuracy of {args.model} on {args.facts}")
+    print(f"{'relation':32s} " + " ".join(f"{lang + ' train':>9s} {lang + ' held':>8s}" for lang in langs))
+    for rel in corpus.relation_names:
+        cells = [f"{pooled(rows, relation=rel, language=lang, template_kind='train'):9.1%} "
+                 f"{pooled(rows, relation=rel, language=lang, template_kind='heldout'):8.1%}" for lang in langs]
+        print(f"{rel:32s} " + " ".join(cells))
+    print(f"{'all relations':32s} " + " ".join(
+        f"{pooled(rows, language=lang, template_kind='train'):9.1%} {pooled(rows, language=lang, template_kind='heldout'):8.1%}"
+        for lang in langs))
+    failing = [lang for lang in langs if pooled(rows, language=lang, template_kind="train") < args.target]
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.__dict__ for r in rows], indent=1))
+    if failing:
+        print(f"\nTARGET NOT MET: training-template accuracy below {args.target:.0%} in {', '.join(failing)}")
+        return 1
+    print(f"\ntarget met: training-template accuracy >= {args.target:.0%} in every language "
+          f"({', '.join(langs)}); held-out templates reported, not targeted")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from precompute.options import RunOptions
+    from precompute.run import RunMismatchError, run_precompute
+    from precompute.summary import print_summary
+
+    options = RunOptions(
+        model=args.model, facts=str(args.facts), out=str(args.out), definition=args.definition, k=args.k,
+        k_sweep=[k for k in args.k_sweep.split(",") if k.strip()], languages=args.languages.split(",") if args.languages else None,
+        identification_language=args.identification_language, negatives_ratio=args.negatives_ratio,
+        pooling=args.pooling, seed=args.seed, random_seeds=args.random_seeds, effect_templates=args.effect_templates,
+        batch_size=args.batch_size, dtype=args.dtype, device=args.device, threads=args.threads,
+    )
+    try:
+        run_precompute(options)
+    except (RunMismatchError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_summary(args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m precompute", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build-corpus", help="write the synthetic demo facts corpus from the templates file")
+    p.add_argument("--templates", type=Path, default=DEFAULT_TEMPLATES)
+    p.add_argument("--out", type=Path, default=DEFAULT_CORPUS)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_build_corpus)
+
+    p = sub.add_parser("import-lre", help="convert LRE relation files (a folder of *.json) into a corpus")
+    p.add_argument("source", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--evaluation-count", type=int, default=50, help="facts held out per relation (default 50)")
+    p.add_argument("--min-facts", type=int, default=0, help="skip relations with fewer facts (the paper used 300)")
+    p.add_argument("--prompt-suffix", default="? Answer:", help="appended to every filled template")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_import_lre)
+
+    p = sub.add_parser("import-csv", help="convert a facts CSV and a templates CSV into a corpus")
+    p.add_argument("facts", type=Path, help="CSV with relation,subject,object[,language]")
+    p.add_argument("templates", type=Path, help="CSV with relation,language,template[,kind]")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--evaluation-count", type=int, default=50)
+    p.add_argument("--prompt-suffix", default="")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_import_csv)
+
+    from precompute.demo_model import DemoModelConfig
+
+    d = DemoModelConfig()
+    p = sub.add_parser("train-demo", help="train the embedded demo model (CPU, deterministic from --seed)")
+    p.add_argument("--facts", type=Path, default=DEFAULT_CORPUS)
+    p.add_argument("--out", type=Path, default=DEFAULT_MODEL)
+    p.add_argument("--hidden-size", type=int, default=d.hidden_size)
+    p.add_argument("--intermediate-size", type=int, default=d.intermediate_size)
+    p.add_argument("--layers", type=int, default=d.num_layers)
+    p.add_argument("--heads", type=int, default=d.num_heads)
+    p.add_argument("--vocab-size", type=int, default=d.vocab_size)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--templates-per-fact", type=int, default=d.templates_per_fact)
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument("--loss-on", choices=("all", "object"), default=d.loss_on)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.set_defaults(func=_cmd_train_demo)
+
+    from core.adapters import DEFINITIONS
+    from core.capture import POOLINGS
+    from precompute.options import PAPER_K_SWEEP, RunOptions
+
+    o = RunOptions(model="", facts="", out="")
+    p = sub.add_parser("run", help="find relation neurons and measure their ablation effects into data/runs/NAME",
+                       description="The paper's pipeline (baseline, identification, capture, AP scoring, effects). "
+                                   "Resumable: rerun the same command to continue a killed run.")
+    p.add_argument("--model", required=True, help="local model directory or an id in the local HF cache")
+    p.add_argument("--facts", type=Path, required=True, help="corpus folder (see data/facts/README.md)")
+    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. data/runs/NAME")
+    p.add_argument("--definition", choices=DEFINITIONS, default=o.definition,
+                   help="neurons: paper = gate/up/down outputs; intermediate = down_proj input; paper+attention")
+    p.add_argument("--k", default=o.k, help="neurons per relation: a count (3000), fraction (0.0036) or percentage (0.36%%)")
+    p.add_argument("--k-sweep", default=",".join(PAPER_K_SWEEP), help="comma-separated k values for the sweep")
+    p.add_argument("--languages", help="comma-separated languages (default: all of the corpus)")
+    p.add_argument("--identification-language", default=o.identification_language)
+    p.add_argument("--negatives-ratio", type=float, default=o.negatives_ratio)
+    p.add_argument("--pooling", choices=POOLINGS, default=o.pooling)
+    p.add_argument("--seed", type=int, default=o.seed)
+    p.add_argument("--random-seeds", type=int, default=o.random_seeds, help="random neuron sets per k (default 10)")
+    p.add_argument("--effect-templates", type=int, default=None,
+                   help="train templates per relation and language in the effects stage (default: all)")
+    p.add_argument("--batch-size", type=int, default=o.batch_size)
+    p.add_argument("--dtype", default=o.dtype, choices=("float32", "bfloat16", "float16"))
+    p.add_argument("--device", default=o.device, help="cpu, cuda, cuda:N or auto (accelerate device_map)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("accuracy", help="print greedy 2-token recall per relation and language; exit 1 below target")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--facts", type=Path, default=DEFAULT_CORPUS)
+    p.add_argument("--target", type=float, default=0.95)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", help="also write the rows to this JSON file")
+    p.set_defaults(func=_cmd_accuracy)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from core.facts import CorpusError
+    from core.loading import ModelLoadError
+
+    try:
+        return args.func(args)
+    except (CorpusError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

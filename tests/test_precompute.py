@@ -1,0 +1,166 @@
+"""The precompute pipeline end to end on the embedded demo model and a slice of its corpus."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score
+
+from core.demo import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
+from core.facts import FactCorpus, load_corpus, save_corpus
+from core.manifest import read_manifest
+from core.metrics import cumulativity, relation_summary
+from core.results import read_table
+from precompute.options import RunOptions, resolve_k
+from precompute.run import PrecomputeRun
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(not (DEMO_MODEL_DIR / "model.safetensors").exists(), reason="demo model not built")
+RELATIONS = ["person_father", "person_mother", "star_constellation"]
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory) -> Path:
+    demo = load_corpus(DEMO_CORPUS_DIR)
+    corpus = FactCorpus({r: demo.relations[r] for r in RELATIONS}, ["de", "en"], "", "test slice")
+    folder = tmp_path_factory.mktemp("corpus")
+    save_corpus(corpus, folder)
+    return folder
+
+
+def options(corpus: Path, out: Path) -> RunOptions:
+    return RunOptions(model=str(DEMO_MODEL_DIR), facts=str(corpus), out=str(out), k="30", k_sweep=["10", "30", "60"],
+                      random_seeds=2, effect_templates=1, batch_size=64, threads=1)
+
+
+def parquet_digests(run: Path) -> dict[str, str]:
+    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run.rglob("*.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def finished_run(small_corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "full"
+    PrecomputeRun(options(small_corpus, out), log=lambda *_: None).run()
+    return out
+
+
+def test_resolve_k():
+    assert resolve_k("3000", 835_584) == 3000
+    assert resolve_k("0.36%", 835_584) == 3008
+    assert resolve_k("0.0036", 835_584) == 3008
+    assert resolve_k("10000000", 4608) == 4608
+    for bad in ["0", "abc", "-5"]:
+        with pytest.raises(ValueError):
+            resolve_k(bad, 4608)
+
+
+def test_run_writes_every_table_and_a_complete_manifest(finished_run):
+    manifest = read_manifest(finished_run)
+    assert manifest.status == "complete" and manifest.k == 30 and manifest.k_sweep == [10, 30, 60]
+    assert manifest.neurons["total"] == 4 * (512 + 512 + 128) or manifest.neurons["total"] > 0
+    for table in ("baseline", "identification", "scores", "effects"):
+        assert not read_table(finished_run, table).empty
+    scores = read_table(finished_run, "scores")
+    assert set(scores.relation) == set(RELATIONS) and set(scores.language) == {"de", "en"}
+    assert (scores.groupby(["relation", "language"]).size() == manifest.neurons["total"]).all()
+
+
+def test_negatives_are_four_times_the_positives_from_other_relations(finished_run):
+    base = read_table(finished_run, "baseline").set_index("prompt_id")
+    ident = read_table(finished_run, "identification")
+    for (rel, lang), g in ident.groupby(["relation", "language"]):
+        pos, neg = g[g.positive].prompt_id, g[~g.positive].prompt_id
+        assert len(pos) > 0
+        pool = base[(base.relation != rel) & (base.language == lang) & (base.split == "identification")
+                    & (base.template_kind == "train") & base.correct]
+        assert len(neg) == min(4 * len(pos), len(pool))
+        assert set(neg) <= set(pool.index)
+        assert base.loc[pos].correct.all() and (base.loc[pos].relation == rel).all()
+        assert (base.loc[pos].split == "identification").all()
+
+
+def test_scores_equal_sklearn_on_the_captured_activations(finished_run):
+    acts = np.load(finished_run / "work" / "language=en" / "activations.npy")
+    ids = np.load(finished_run / "work" / "language=en" / "prompt_ids.npy")
+    row = {int(p): i for i, p in enumerate(ids)}
+    ident = read_table(finished_run, "identification")
+    scores = read_table(finished_run, "scores")
+    rng = np.random.default_rng(0)
+    for rel in RELATIONS:
+        g = ident[(ident.relation == rel) & (ident.language == "en")]
+        x = acts[[row[int(p)] for p in g.prompt_id]]
+        s = scores[(scores.relation == rel) & (scores.language == "en")].set_index("neuron")
+        for neuron in rng.choice(acts.shape[1], 40, replace=False):
+            ref = average_precision_score(g.positive.to_numpy(), x[:, neuron])
+            assert abs(s.loc[neuron, "ap"] - ref) < 1e-6
+        assert sorted(s["rank"]) == list(range(1, len(s) + 1))
+        assert s.sort_values("rank").ap.is_monotonic_decreasing
+
+
+def test_effects_zero_the_selected_top_k(finished_run, small_corpus):
+    run = PrecomputeRun(options(small_corpus, finished_run), log=lambda *_: None)
+    ranking = run.ranking("person_father")
+    scores = read_table(finished_run, "scores")
+    s = scores[(scores.relation == "person_father") & (scores.language == "en")].sort_values("rank")
+    assert list(ranking[:30]) == list(s.neuron[:30])
+    cond = dict(ablated="person_father", kind="range", k_from=10, k=30, seed=-1)
+    assert sorted(run.neuron_set(cond, {"person_father": ranking})) == sorted(ranking[10:30])
+
+
+def test_summary_and_cumulativity_compute(finished_run):
+    base, eff = read_table(finished_run, "baseline"), read_table(finished_run, "effects")
+    table = relation_summary(base, eff, 30)
+    assert set(table.relation) == set(RELATIONS)
+    assert table.seeds.eq(2).all()
+    cum = cumulativity(eff, 10, 30)
+    assert (cum.affected <= cum.total).all()
+
+
+def test_resume_after_deleting_outputs_is_byte_identical(finished_run, small_corpus, tmp_path):
+    import shutil
+
+    reference = parquet_digests(finished_run)
+    copy = tmp_path / "resumed"
+    shutil.copytree(finished_run, copy)
+    for p in list((copy / "effects").rglob("*.parquet"))[::2] + list((copy / "scores").rglob("*.parquet"))[:1]:
+        p.unlink()
+    PrecomputeRun(options(small_corpus, copy), log=lambda *_: None).run()
+    assert parquet_digests(copy) == reference
+
+
+def test_killed_run_resumes_to_identical_output(finished_run, small_corpus, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "precompute", "run", "--model", str(DEMO_MODEL_DIR), "--facts", str(small_corpus),
+           "--out", str(out), "--k", "30", "--k-sweep", "10,30,60", "--random-seeds", "2", "--effect-templates", "1",
+           "--batch-size", "64", "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "effects").rglob("*.parquet")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert read_manifest(out).status == "running"
+    for path in out.rglob("*.parquet"):  # whatever a reader can see is a whole file
+        read_table_file = pd.read_parquet(path)
+        assert len(read_table_file) > 0
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert parquet_digests(out) == parquet_digests(finished_run)
+    assert read_manifest(out).status == "complete"
+
+
+def test_resume_refuses_other_options(finished_run, small_corpus):
+    from precompute.run import RunMismatchError
+
+    changed = options(small_corpus, finished_run)
+    changed.pooling = "max"
+    with pytest.raises(RunMismatchError, match="different options"):
+        PrecomputeRun(changed, log=lambda *_: None).run()
