@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.dataset as ds
 
-TABLES = ("baseline", "identification", "scores", "effects")
+TABLES = ("baseline", "identification", "scores", "effects", "top_prompts")
 
 
 def read_table(run_dir: Path, table: str, filter_expr=None, columns: list[str] | None = None) -> pd.DataFrame:

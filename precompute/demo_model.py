@@ -155,7 +155,7 @@ def train_demo_model(corpus: FactCorpus, out_dir: Path, cfg: DemoModelConfig, lo
             sched.step()
             step += 1
             tokens += int(mask.sum())
-            loss_sum, n = loss_sum + float(loss), n + 1
+            loss_sum, n = loss_sum + loss.item(), n + 1
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / n:.3f}", tok_s=f"{tokens / (time.time() - started):.0f}")
     bar.close()

@@ -33,6 +33,7 @@ from precompute.options import RunOptions, resolve_k
 
 PACKAGES = ("torch", "transformers", "accelerate", "tokenizers", "safetensors", "numpy", "pandas", "pyarrow")
 SCORE_CHUNK = 65536
+TOP_PROMPTS = 5  # per neuron and language, for the neuron page
 
 
 class RunMismatchError(RuntimeError):
@@ -256,7 +257,8 @@ class PrecomputeRun:
         return partition_dir(self.out / "scores", relation=rel, language=lang) / "part-0.parquet"
 
     def _scores_missing(self, lang: str) -> bool:
-        return any(not self.scores_path(r, lang).exists() for r in self.corpus.relation_names)
+        return not self.top_prompts_path(lang).exists() or any(
+            not self.scores_path(r, lang).exists() for r in self.corpus.relation_names)
 
     def stage_scoring(self) -> bool:
         todo_langs = [l for l in self.languages if self._scores_missing(l)]
@@ -275,10 +277,18 @@ class PrecomputeRun:
                 ident = self.identification(rel, lang)
                 sets[rel] = (np.array([row_of[int(p)] for p in ident.prompt_id]), np.array(ident.positive, dtype=bool))
             result = {rel: {k: np.empty(n) for k in ("ap", "mean_pos", "median_pos", "mean_neg")} for rel in rels}
+            captured_ids = np.load(ids_path)
+            top_rows = min(TOP_PROMPTS, len(captured_ids))
+            top_prompt = np.empty((n, top_rows), dtype=np.int32)
+            top_value = np.empty((n, top_rows), dtype=np.float32)
             with tqdm(total=n * len(rels), desc=f"scoring ({lang}): average precision", unit="neuron") as bar:
                 for lo in range(0, n, SCORE_CHUNK):
                     hi = min(lo + SCORE_CHUNK, n)
                     block = np.ascontiguousarray(acts[:, lo:hi])
+                    # The prompts where each neuron is highest, for the neuron page (stable order on ties).
+                    best = np.argsort(-block, axis=0, kind="stable")[:top_rows].T
+                    top_prompt[lo:hi] = captured_ids[best]
+                    top_value[lo:hi] = np.take_along_axis(block.T, best, axis=1)
                     for rel in rels:
                         rows, labels = sets[rel]
                         if labels.all() or not labels.any():
@@ -304,7 +314,17 @@ class PrecomputeRun:
                     "mean_neg": r["mean_neg"].astype(np.float32),
                 })
                 write_parquet_atomic(frame, self.scores_path(rel, lang))
+            if not self.top_prompts_path(lang).exists():
+                frame = pd.DataFrame({
+                    "neuron": np.repeat(np.arange(n, dtype=np.int32), top_rows),
+                    "place": np.tile(np.arange(1, top_rows + 1, dtype=np.int16), n),
+                    "prompt_id": top_prompt.reshape(-1), "value": top_value.reshape(-1),
+                })
+                write_parquet_atomic(frame, self.top_prompts_path(lang))
         return True
+
+    def top_prompts_path(self, lang: str) -> Path:
+        return partition_dir(self.out / "top_prompts", language=lang) / "part-0.parquet"
 
     def ranking(self, rel: str, lang: str | None = None) -> np.ndarray:
         """Flat neuron ids of `rel` by decreasing AP (rank 1 first)."""

@@ -101,6 +101,13 @@ def test_scores_equal_sklearn_on_the_captured_activations(finished_run):
             ref = average_precision_score(g.positive.to_numpy(), x[:, neuron])
             assert abs(s.loc[neuron, "ap"] - ref) < 1e-6
         assert sorted(s["rank"]) == list(range(1, len(s) + 1))
+    top = read_table(finished_run, "top_prompts")
+    top = top[top.language == "en"]
+    for neuron in rng.choice(acts.shape[1], 20, replace=False):
+        t = top[top.neuron == neuron].sort_values("place")
+        assert t.value.iloc[0] == acts[:, neuron].max()
+        assert acts[row[int(t.prompt_id.iloc[0])], neuron] == t.value.iloc[0]
+        assert t.value.is_monotonic_decreasing
         assert s.sort_values("rank").ap.is_monotonic_decreasing
 
 
