@@ -61,21 +61,43 @@ def _logits(model, batch: Batch) -> torch.Tensor:
     return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids).logits
 
 
+def _plain_head(model) -> bool:
+    """Logits are exactly lm_head(last hidden state) for these families (no soft-capping or scaling)."""
+    from core.adapters import supported_model_types
+
+    return model.config.model_type in supported_model_types() and model.get_output_embeddings() is not None
+
+
+@torch.no_grad()
+def _hidden_or_logits(model, batch: Batch) -> torch.Tensor:
+    """The final hidden states where the LM head can be applied to the few positions needed (about 10% less
+    work per pass on the demo model), else the full logits."""
+    if _plain_head(model):
+        return model.base_model(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids
+        ).last_hidden_state
+    return _logits(model, batch)
+
+
 @torch.no_grad()
 def _evaluate_batch(model, tokenizer, chunk: list[EvalTokens], device) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    logits = _logits(model, _right_padded([t.prompt_ids + t.gold_ids for t in chunk], pad, device))
-    rows = torch.arange(len(chunk), device=logits.device)
-    p_len = torch.tensor([len(t.prompt_ids) for t in chunk], device=logits.device)
-    g_len = torch.tensor([len(t.gold_ids) for t in chunk], device=logits.device)
+    batch = _right_padded([t.prompt_ids + t.gold_ids for t in chunk], pad, device)
+    hidden = _hidden_or_logits(model, batch)
+    rows = torch.arange(len(chunk), device=hidden.device)
+    p_len = torch.tensor([len(t.prompt_ids) for t in chunk], device=hidden.device)
+    g_len = torch.tensor([len(t.gold_ids) for t in chunk], device=hidden.device)
     width = int(g_len.max())
-    steps = (p_len - 1)[:, None] + torch.arange(width, device=logits.device)[None, :]
-    steps = steps.clamp(max=logits.shape[1] - 1)
-    step_lp = logits[rows[:, None], steps].float().log_softmax(-1)  # [batch, gold positions, vocab]
-    gold = torch.zeros((len(chunk), width), dtype=torch.long, device=logits.device)
+    steps = (p_len - 1)[:, None] + torch.arange(width, device=hidden.device)[None, :]
+    steps = steps.clamp(max=hidden.shape[1] - 1)
+    step_logits = hidden[rows[:, None], steps]
+    if _plain_head(model):
+        step_logits = model.get_output_embeddings()(step_logits)
+    step_lp = step_logits.float().log_softmax(-1)  # [batch, gold positions, vocab]
+    gold = torch.zeros((len(chunk), width), dtype=torch.long, device=step_lp.device)
     for i, t in enumerate(chunk):
         gold[i, : len(t.gold_ids)] = torch.tensor(t.gold_ids)
-    valid = torch.arange(width, device=logits.device)[None, :] < g_len[:, None]
+    valid = torch.arange(width, device=step_lp.device)[None, :] < g_len[:, None]
     token_lp = step_lp.gather(2, gold[:, :, None])[:, :, 0] * valid
     first = step_lp[:, 0].argmax(-1)
     second_known = (first == gold[:, 0]) & (g_len >= 2)

@@ -34,6 +34,15 @@ class Manifest:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
 
 
+def neuron_space(manifest: "Manifest"):
+    """The run's neuron space (ids and counts; module paths are the adapter's business)."""
+    from core.neurons import ModuleSpec, NeuronSpace
+
+    n = manifest.neurons
+    return NeuronSpace(n["num_layers"], tuple(ModuleSpec(name, "", "output", size) for name, size in n["modules"].items()),
+                       n["definition"])
+
+
 def write_manifest(manifest: Manifest, run_dir: Path) -> None:
     write_bytes_atomic(manifest.to_json().encode(), Path(run_dir) / MANIFEST)
 

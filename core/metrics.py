@@ -29,6 +29,12 @@ def ablation_table(baseline: pd.DataFrame, effects: pd.DataFrame, template_kind:
         first_lp_after=("gold_first_logprob", "mean"), lp_after=("gold_logprob", "mean"))
     g["first_lp_drop"] = g["first_lp_drop"] - g.pop("first_lp_after")
     g["lp_drop"] = g["lp_drop"] - g.pop("lp_after")
+    return finish_ablation_table(g)
+
+
+def finish_ablation_table(g: pd.DataFrame) -> pd.DataFrame:
+    """Add accuracy drop in points and the paper's relative drop (negative = improvement)."""
+    g = g.sort_values(["ablated", "kind", "k_from", "k", "seed", "relation", "language"]).reset_index(drop=True)
     g["drop_points"] = 100 * (g.base_accuracy - g.accuracy)
     with np.errstate(divide="ignore", invalid="ignore"):
         g["relative_drop"] = np.where(g.base_accuracy > 0, (g.base_accuracy - g.accuracy) / g.base_accuracy, np.nan)
@@ -55,7 +61,10 @@ def random_summary(table: pd.DataFrame, k: int, language: str = "en") -> pd.Data
 
 def relation_summary(baseline: pd.DataFrame, effects: pd.DataFrame, k: int, language: str = "en") -> pd.DataFrame:
     """The README's table: per relation, baseline, own drop, random drop, worst hit on others, interference."""
-    table = ablation_table(baseline, effects)
+    return summarise_relations(ablation_table(baseline, effects), k, language)
+
+
+def summarise_relations(table: pd.DataFrame, k: int, language: str = "en") -> pd.DataFrame:
     top = table[(table.kind == "top") & (table.k == k) & (table.language == language)]
     rows = []
     for rel, g in top.groupby("ablated"):
@@ -125,3 +134,33 @@ def overlap_matrix(sets: dict[str, set[int]], metric: str = "count", total: int 
             else:
                 raise ValueError(f"unknown overlap metric {metric!r}")
     return m
+
+
+def intra_relation(table: pd.DataFrame, k: int, language: str) -> pd.DataFrame:
+    """Per relation: original accuracy, mean accuracy with random k-sets off (with seed range), with its own top-k off."""
+    own = table[(table.kind == "top") & (table.k == k) & (table.language == language) & (table.ablated == table.relation)]
+    rnd = table[(table.kind == "random") & (table.k == k) & (table.language == language)]
+    r = rnd.groupby("relation").accuracy.agg(random="mean", random_low="min", random_high="max")
+    out = own.set_index("relation")[["base_accuracy", "accuracy"]].rename(
+        columns={"base_accuracy": "original", "accuracy": "relation_off"}).join(r)
+    return out.reset_index()[["relation", "original", "random", "relation_off", "random_low", "random_high"]]
+
+
+def sweep_curves(table: pd.DataFrame, relation: str, language: str) -> pd.DataFrame:
+    """Accuracy vs k with `relation`'s top-k off: the relation itself, the mean of the others, and random sets."""
+    t = table[(table.language == language)]
+    top = t[(t.kind == "top") & (t.ablated == relation)]
+    own = top[top.relation == relation][["k", "accuracy"]].assign(series=relation)
+    others = top[top.relation != relation].groupby("k", as_index=False).accuracy.mean().assign(series="other relations (mean)")
+    rnd = t[(t.kind == "random") & (t.relation == relation)].groupby("k", as_index=False).accuracy.mean().assign(
+        series=f"{relation}, random sets")
+    return pd.concat([own, others, rnd], ignore_index=True).sort_values(["series", "k"]).reset_index(drop=True)
+
+
+def cumulativity_from_table(effects: pd.DataFrame, sweep: list[int], language: str | None) -> pd.DataFrame:
+    """Cumulativity for every consecutive pair of the sweep: macro, micro, and #total."""
+    rows = []
+    for k_from, k_to in zip(sweep, sweep[1:]):
+        per = cumulativity(effects, k_from, k_to, language)
+        rows.append(dict(k_from=k_from, k_to=k_to, **cumulativity_summary(per)))
+    return pd.DataFrame(rows)

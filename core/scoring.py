@@ -14,20 +14,23 @@ import torch
 
 
 def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """scores [samples, neurons], labels [samples] (bool) -> AP per neuron [neurons], float64."""
+    """scores [samples, neurons], labels [samples] (bool) -> AP per neuron [neurons], float64.
+
+    Positives and negatives are sorted separately per neuron; for each positive a
+    binary search counts the positives and the negatives scoring at least as high.
+    Only the positives' precisions are formed, so the work after the sorts is
+    proportional to the positives, not to all samples.
+    """
     labels = labels.bool()
-    n, positives = scores.shape[0], int(labels.sum())
+    positives, n = int(labels.sum()), scores.shape[0]
     if positives == 0 or positives == n:
         raise ValueError("average precision needs both positive and negative samples")
-    cols = scores.T.contiguous()  # [neurons, samples]: searchsorted works along the last dim
-    sorted_vals, order = cols.sort(dim=1)  # ascending
-    pos_sorted = labels[order].to(torch.float64)
-    before = torch.cat([torch.zeros_like(pos_sorted[:, :1]), pos_sorted.cumsum(1)[:, :-1]], dim=1)
-    first = torch.searchsorted(sorted_vals, sorted_vals, side="left")  # first index of each tie group
-    at_least = (n - first).to(torch.float64)  # samples scoring >= this one
-    positives_at_least = positives - before.gather(1, first)
-    precision = positives_at_least / at_least
-    return (precision * pos_sorted).sum(1) / positives
+    cols = scores.T  # [neurons, samples]: sort and searchsorted work along the last dim
+    pos = cols[:, labels].contiguous().sort(dim=1).values
+    neg = cols[:, ~labels].contiguous().sort(dim=1).values
+    pos_at_least = pos.shape[1] - torch.searchsorted(pos, pos, side="left")
+    neg_at_least = neg.shape[1] - torch.searchsorted(neg, pos, side="left")
+    return (pos_at_least.to(torch.float64) / (pos_at_least + neg_at_least).to(torch.float64)).mean(1)
 
 
 def average_precision_chunked(

@@ -112,6 +112,16 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_summary(args) -> int:
+    from precompute.summary import markdown_summary, print_summary
+
+    if args.markdown:
+        print(markdown_summary(args.run, args.language))
+    else:
+        print_summary(args.run, args.language)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m precompute", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=o.device, help="cpu, cuda, cuda:N or auto (accelerate device_map)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("summary", help="print a finished run's per-relation table (--markdown: the README section)")
+    p.add_argument("--run", type=Path, default=Path("data/runs/demo"))
+    p.add_argument("--language", default="en")
+    p.add_argument("--markdown", action="store_true")
+    p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser("accuracy", help="print greedy 2-token recall per relation and language; exit 1 below target")
     p.add_argument("--model", default=str(DEFAULT_MODEL))

@@ -20,7 +20,7 @@ SPECIAL_TOKENS = ["<pad>", "<s>", "</s>"]
 class DemoModelConfig:
     vocab_size: int = 2048
     hidden_size: int = 128
-    intermediate_size: int = 512
+    intermediate_size: int = 384
     num_layers: int = 4
     num_heads: int = 4
     epochs: int = 30

@@ -1,0 +1,39 @@
+"""Overlap of top-k neuron sets: counts, Jaccard, and the ratio to what two random sets would share."""
+from __future__ import annotations
+
+import pandas as pd
+
+METRICS = ("count", "jaccard", "chance_ratio")
+MODES = ("relations", "languages", "relation_language")
+
+
+def filtered_total(modules: dict[str, int], chosen: list[str], layers: tuple[int, int]) -> int:
+    """Neurons inside the layer and module filters: the N of the chance level k*k/N."""
+    return sum(size for name, size in modules.items() if name in chosen) * (layers[1] - layers[0] + 1)
+
+
+def overlap_long(shared: pd.DataFrame, sizes: pd.DataFrame, metric: str, total: int) -> pd.DataFrame:
+    """Rows (a, b) with shared, size_a, size_b, expected (random sets) and `value` in the chosen metric.
+
+    `shared` has relation_a, language_a, relation_b, language_b, shared; `sizes` relation, language, size.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown overlap metric {metric!r}; choose one of {', '.join(METRICS)}")
+    s = sizes.set_index(["relation", "language"])["size"]
+    out = shared.copy()
+    out["size_a"] = [int(s.get((r, l), 0)) for r, l in zip(out.relation_a, out.language_a)]
+    out["size_b"] = [int(s.get((r, l), 0)) for r, l in zip(out.relation_b, out.language_b)]
+    out["expected"] = out.size_a * out.size_b / max(total, 1)
+    union = out.size_a + out.size_b - out.shared
+    out["jaccard"] = out.shared / union.clip(lower=1)
+    out["chance_ratio"] = out.shared / out.expected.where(out.expected > 0)
+    out["value"] = out[{"count": "shared", "jaccard": "jaccard", "chance_ratio": "chance_ratio"}[metric]]
+    return out
+
+
+def complete_grid(long: pd.DataFrame, rows: list[tuple[str, str]]) -> pd.DataFrame:
+    """Add the pairs that share nothing (absent from a join) as zero rows, so every heatmap cell exists."""
+    have = {(a, la, b, lb) for a, la, b, lb in zip(long.relation_a, long.language_a, long.relation_b, long.language_b)}
+    extra = [dict(relation_a=a, language_a=la, relation_b=b, language_b=lb, shared=0)
+             for a, la in rows for b, lb in rows if (a, la, b, lb) not in have]
+    return pd.concat([long, pd.DataFrame(extra)], ignore_index=True) if extra else long

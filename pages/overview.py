@@ -1,0 +1,52 @@
+"""Overview: what was run, and how well the model knows each relation in each language."""
+import altair as alt
+import streamlit as st
+
+from core.share_state import Parsed, pick_one
+from pages.common import start_page, copy_link, download, guarded, params, set_params, show_notices
+
+run_name, store = start_page("Overview")
+m = store.manifest
+parsed = Parsed()
+kind = pick_one(params(), "tk", ["train", "heldout"], "train", parsed, "template kind")
+show_notices(parsed)
+
+cols = st.columns(4)
+cols[0].metric("Model", m.model["model_type"], help=m.model["source"])
+cols[1].metric("Neurons", f"{m.neurons['total']:,}", help=f"definition: {m.neurons['definition']}")
+cols[2].metric("Relations", len(store.relations))
+cols[3].metric("Languages", len(store.languages), help=", ".join(store.languages))
+st.caption(f"Neuron definition **{m.neurons['definition']}**: " + ", ".join(
+    f"{name} x{size:,} per layer" for name, size in m.neurons["modules"].items()) + f" over {m.neurons['num_layers']} layers.")
+
+kind = st.radio("Templates", ["train", "heldout"], index=["train", "heldout"].index(kind), horizontal=True,
+                format_func=lambda k: {"train": "trained templates", "heldout": "held-out templates"}[k])
+set_params({"tk": kind})
+
+
+def accuracy_section():
+    acc = store.baseline_accuracy(template_kind=kind)
+    st.subheader("Baseline accuracy on the evaluation prompts (greedy, 2 tokens, prefix match)")
+    chart = alt.Chart(acc).mark_rect().encode(
+        x=alt.X("language:N", title="language"), y=alt.Y("relation:N", title=None),
+        color=alt.Color("accuracy:Q", scale=alt.Scale(domain=[0, 1], scheme="viridis")),
+        tooltip=["relation", "language", alt.Tooltip("accuracy:Q", format=".1%"), "prompts"],
+    ).properties(height=28 * len(store.relations))
+    text = chart.mark_text(fontSize=11).encode(text=alt.Text("accuracy:Q", format=".0%"),
+                                               color=alt.value("white"))
+    st.altair_chart(chart + text, width="stretch")
+    download(acc, f"{run_name}-baseline-accuracy-{kind}", "acc")
+
+
+def counts_section():
+    counts = store.prompt_counts()
+    st.subheader("Prompts")
+    table = counts.pivot_table(index=["relation"], columns=["split", "template_kind"], values="prompts", aggfunc="sum")
+    table.columns = [f"{a} / {b}" for a, b in table.columns]
+    st.dataframe(table)
+    download(counts, f"{run_name}-prompt-counts", "counts")
+
+
+guarded(accuracy_section)
+guarded(counts_section)
+copy_link()

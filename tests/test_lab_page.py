@@ -1,0 +1,89 @@
+"""The lab page against direct core calls, and share links that round-trip."""
+import pytest
+
+from apptest_helpers import PAGES, assert_clean, run_page, texts
+from core.adapters import neuron_space_for
+from core.demo import DEMO_RUN_DIR
+from core.hooks import neuron_hooks
+from core.lab import read_prompt, read_prompt_ablated
+from core.loading import load_causal_lm
+from core.share_state import MAX_URL_PROMPT, load_snapshot
+from core.store import RunStore
+
+pytestmark = pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")
+
+
+@pytest.fixture(scope="module")
+def store():
+    return RunStore(DEMO_RUN_DIR)
+
+
+def test_lab_ablation_equals_core(store, tmp_path, monkeypatch):
+    prompt = store.query("SELECT text FROM baseline WHERE relation = 'person_father' AND language = 'en' "
+                         "AND split = 'evaluation' AND template_kind = 'train' ORDER BY prompt_id LIMIT 1").text[0]
+    at = run_page("lab", {"prompt": prompt, "off": "person_father", "k": str(store.manifest.k), "tokens": "8"})
+    assert_clean(at)
+    codes = [c.value for c in at.code]
+    lm = load_causal_lm(DEMO_RUN_DIR.parent.parent / "models" / "demo")
+    space = neuron_space_for(lm.config)
+    hooks = neuron_hooks(lm.model, space)
+    top = store.top_neurons("person_father", "en", store.manifest.k)
+    base = read_prompt(lm, prompt, new_tokens=8)
+    ablated = read_prompt_ablated(lm, hooks, prompt, [space.neuron(int(i)) for i in top.neuron], new_tokens=8)
+    assert prompt + base.continuation in codes
+    assert prompt + ablated.continuation in codes
+    table = at.dataframe[0].value
+    best = table.sort_values("baseline", ascending=False).iloc[0]
+    assert best.token_id == base.next_tokens[0][0]
+    assert abs(best.baseline - base.next_tokens[0][2]) < 1e-6
+
+
+def test_lab_explains_an_empty_prompt():
+    at = run_page("lab", {"prompt": "   "})
+    assert_clean(at)
+    assert any("empty" in t for t in texts(at.info))
+
+
+@pytest.mark.parametrize("page, query", [
+    ("overlap", {"k": "77", "metric": "jaccard", "mode": "languages", "rel": "person_mother", "layers": "1-2"}),
+    ("layers", {"k": "99", "lang": "fr", "unit": "share"}),
+    ("neuron", {"neuron": "2.up_proj.5", "lang": "es"}),
+    ("effects", {"lang": "de", "rel": "company_hq"}),
+    ("lab", {"prompt": "Der Vater von Bouzei Hulir ist", "off": "person_father,person_mother", "k": "20",
+             "add": "1.gate_proj.3", "tokens": "5"}),
+])
+def test_link_round_trip(page, query):
+    first = run_page(page, query)
+    assert_clean(first)
+    url_state = dict(first.query_params)
+    for key, value in query.items():
+        assert url_state.get(key) == value, (key, url_state)
+    second = run_page(page, {k: (v[0] if isinstance(v, list) else v) for k, v in url_state.items()})
+    assert_clean(second)
+    assert dict(second.query_params) == url_state
+    assert not second.warning
+
+
+def test_long_prompt_travels_as_a_snapshot(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELATION_NEURONS_SNAPSHOTS", str(tmp_path))
+    long_prompt = "The father of Bouzei Hulir is " * 20
+    assert len(long_prompt) > MAX_URL_PROMPT
+    import pages.common as common
+    monkeypatch.setattr(common, "SNAPSHOT_DIR", tmp_path)
+    first = run_page("lab", {"prompt": long_prompt})
+    assert_clean(first)
+    state = dict(first.query_params)
+    assert "prompt" not in state and "snap" in state
+    sid = state["snap"][0] if isinstance(state["snap"], list) else state["snap"]
+    assert load_snapshot(sid, tmp_path) == long_prompt
+    second = run_page("lab", {"snap": sid})
+    assert_clean(second)
+    assert second.text_area[0].value == long_prompt
+
+
+def test_pages_listed_match_the_app():
+    from pathlib import Path
+
+    app = (Path(__file__).resolve().parent.parent / "app.py").read_text()
+    for page in PAGES:
+        assert f'url_path="{page}"' in app
