@@ -34,12 +34,19 @@ class Manifest:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
 
 
+def module_sizes(manifest: "Manifest") -> list[tuple[str, int]]:
+    """(module, neurons per layer) in flat-id order. The JSON object of sizes is written with sorted keys,
+    so the order lives in its own list."""
+    n = manifest.neurons
+    return [(name, int(n["modules"][name])) for name in n["module_order"]]
+
+
 def neuron_space(manifest: "Manifest"):
     """The run's neuron space (ids and counts; module paths are the adapter's business)."""
     from core.neurons import ModuleSpec, NeuronSpace
 
     n = manifest.neurons
-    return NeuronSpace(n["num_layers"], tuple(ModuleSpec(name, "", "output", size) for name, size in n["modules"].items()),
+    return NeuronSpace(n["num_layers"], tuple(ModuleSpec(name, "", "output", size) for name, size in module_sizes(manifest)),
                        n["definition"])
 
 

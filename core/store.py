@@ -45,6 +45,9 @@ class RunStore:
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")
 
+    def close(self) -> None:
+        self._con.close()
+
     def available(self, table: str) -> bool:
         return table not in self.missing
 

@@ -96,7 +96,7 @@ def run_model(store: RunStore):
 
 def show_notices(parsed: Parsed) -> None:
     for note in parsed.notices:
-        st.warning(note, icon="🔗")
+        st.warning(note, icon=":material/link:")
 
 
 def guarded(fn):
@@ -120,15 +120,27 @@ def copy_link() -> None:
     except Exception:  # outside a browser session (AppTest) there is no URL
         url = None
     query = "&".join(f"{k}={v}" for k, v in params().items())
-    with st.expander("🔗 Copy link to this view"):
+    with st.expander("Copy link to this view", icon=":material/link:"):
         from urllib.parse import urlencode
 
         base = (url or "").split("?")[0]
         st.code(f"{base}?{urlencode(params())}" if base else f"?{query}", language=None)
 
 
+def _leave_legacy_multipage_mode() -> None:
+    """A `pages/` folder makes Streamlit start in its legacy multipage mode, in which a deep link as a server's
+    first request runs the page file alone (without app.py's st.navigation) and lists every file of the folder
+    as a page. st.navigation clears the same flag; clear it and rerun so app.py routes from then on."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def start_page(title: str) -> tuple[str, RunStore]:
     """Title, run picker and store: the same first lines of every page; stops the page when no run is usable."""
+    _leave_legacy_multipage_mode()
     st.title(title)
     chosen = choose_run()
     if chosen is None:

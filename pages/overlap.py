@@ -2,6 +2,7 @@
 import altair as alt
 import streamlit as st
 
+from core.manifest import module_sizes
 from core.overlap import METRICS, MODES, complete_grid, filtered_total, overlap_long
 from core.share_state import Parsed, encode_list, pick_int, pick_many, pick_one, pick_range
 from pages.common import start_page, copy_link, download, guarded, params, set_params, show_notices
@@ -12,7 +13,7 @@ MODE_LABEL = {"relations": "relation × relation", "languages": "language × lan
 
 run_name, store = start_page("Overlap of relation neurons")
 m = store.manifest
-modules_all = list(m.neurons["modules"])
+modules_all = [name for name, _ in module_sizes(m)]
 last_layer = m.neurons["num_layers"] - 1
 ident_lang = m.options.get("identification_language", "en")
 p, parsed = params(), Parsed()
@@ -50,7 +51,7 @@ elif mode == "languages":
     rows = [(rel, l) for l in store.languages]
 else:
     rows = [(r, l) for r in store.relations for l in store.languages]
-total = filtered_total(m.neurons["modules"], modules, tuple(layers))
+total = filtered_total(dict(module_sizes(m)), modules, tuple(layers))
 
 
 def heatmap_section():

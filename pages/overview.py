@@ -2,6 +2,7 @@
 import altair as alt
 import streamlit as st
 
+from core.manifest import module_sizes
 from core.share_state import Parsed, pick_one
 from pages.common import start_page, copy_link, download, guarded, params, set_params, show_notices
 
@@ -17,7 +18,7 @@ cols[1].metric("Neurons", f"{m.neurons['total']:,}", help=f"definition: {m.neuro
 cols[2].metric("Relations", len(store.relations))
 cols[3].metric("Languages", len(store.languages), help=", ".join(store.languages))
 st.caption(f"Neuron definition **{m.neurons['definition']}**: " + ", ".join(
-    f"{name} x{size:,} per layer" for name, size in m.neurons["modules"].items()) + f" over {m.neurons['num_layers']} layers.")
+    f"{name} x{size:,} per layer" for name, size in module_sizes(m)) + f" over {m.neurons['num_layers']} layers.")
 
 kind = st.radio("Templates", ["train", "heldout"], index=["train", "heldout"].index(kind), horizontal=True,
                 format_func=lambda k: {"train": "trained templates", "heldout": "held-out templates"}[k])

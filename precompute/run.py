@@ -115,6 +115,7 @@ class PrecomputeRun:
                 "num_layers": self.space.num_layers,
                 "per_layer": self.space.per_layer,
                 "modules": {m.name: m.size for m in self.space.modules},
+                "module_order": list(self.space.module_names),
             },
             corpus={
                 "path": str(self.o.facts),

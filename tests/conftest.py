@@ -71,3 +71,24 @@ FAMILIES = ("llama", "mistral", "qwen2", "gpt2")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("tiny_models")
     return {family: save_tiny_model(family, base / family) for family in FAMILIES}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Close what the pages cached (DuckDB connections) before the interpreter exits, so DuckDB's bindings
+    do not report live objects at shutdown."""
+    import gc
+    import logging
+
+    try:
+        import streamlit as st
+
+        logging.getLogger("streamlit").setLevel(logging.ERROR)
+        for name in list(logging.root.manager.loggerDict):
+            if name.startswith("streamlit"):
+                logging.getLogger(name).setLevel(logging.ERROR)
+
+        st.cache_resource.clear()
+        st.cache_data.clear()
+    except Exception:
+        pass
+    gc.collect()

@@ -38,6 +38,8 @@ def test_page_renders_in_a_real_browser(browser_page, name):
     page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
     page.wait_for_timeout(500)  # let vega finish drawing before the screenshot
     assert page.locator('[data-testid="stException"]').count() == 0
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert name.capitalize() in nav and "common" not in nav, nav  # app.py's st.navigation, not the bare folder
     assert page.locator('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').count() > 0
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 

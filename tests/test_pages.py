@@ -5,6 +5,7 @@ import pytest
 
 from apptest_helpers import PAGES, assert_clean, chart_frames, chart_specs, has_tooltips, run_page, texts
 from core.demo import DEMO_RUN_DIR
+from core.manifest import module_sizes
 from core.metrics import intra_relation
 from core.overlap import complete_grid, filtered_total, overlap_long
 from core.store import RunStore
@@ -41,11 +42,11 @@ def test_overlap_chart_matches_core(store):
     at = run_page("overlap", {"k": str(k), "metric": "chance_ratio", "mode": "relations", "lang": "en"})
     assert_clean(at)
     drawn = chart_frames(at)[0].sort_values(["row", "col"]).reset_index(drop=True)
-    modules = list(m.neurons["modules"])
+    modules = [name for name, _ in module_sizes(m)]
     layers = (0, m.neurons["num_layers"] - 1)
     shared, sizes = store.overlap_counts(k, sorted(store.languages), layers, modules)
     rows = [(r, lang) for r in store.relations for lang in store.languages]
-    long = overlap_long(complete_grid(shared, rows), sizes, "chance_ratio", filtered_total(m.neurons["modules"], modules, layers))
+    long = overlap_long(complete_grid(shared, rows), sizes, "chance_ratio", filtered_total(dict(module_sizes(m)), modules, layers))
     long = long[(long.language_a == "en") & (long.language_b == "en")].sort_values(["relation_a", "relation_b"])
     np.testing.assert_allclose(drawn.value.to_numpy(), long.value.to_numpy())
     diag = drawn[drawn.row == drawn.col]
@@ -87,7 +88,8 @@ def test_effects_intra_chart_matches_core(store):
     ("overlap", {"k": "999999999", "metric": "nonsense", "rel": "no_such_relation"}, ["outside", "Unknown metric"]),
     ("layers", {"k": "abc", "lang": "xx"}, ["not a whole number", "Unknown language"]),
     ("neuron", {"neuron": "99.gate_proj.1"}, ["does not exist"]),
-    ("effects", {"k": "7"}, ["not precomputed"]),
+    ("effects", {"k": "20"}, ["not precomputed"]),
+    ("effects", {"k": "7"}, ["outside"]),
     ("lab", {"off": "no_such_relation", "add": "1.nope.3", "snap": "0123456789abcdef"},
      ["Ignored unknown relation", "Ignored 1 neuron", "snapshot"]),
     ("overview", {"run": "gone_run"}, ["Unknown run"]),

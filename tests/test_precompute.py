@@ -14,7 +14,8 @@ from sklearn.metrics import average_precision_score
 
 from core.demo import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
 from core.facts import FactCorpus, load_corpus, save_corpus
-from core.manifest import read_manifest
+from core.manifest import neuron_space, read_manifest
+from core.neurons import NeuronId
 from core.metrics import cumulativity, relation_summary
 from core.results import read_table
 from precompute.options import RunOptions, resolve_k
@@ -69,6 +70,10 @@ def test_run_writes_every_table_and_a_complete_manifest(finished_run):
         assert not read_table(finished_run, table).empty
     scores = read_table(finished_run, "scores")
     assert set(scores.relation) == set(RELATIONS) and set(scores.language) == {"de", "en"}
+    space = neuron_space(manifest)  # what the app rebuilds from the manifest must give the run's flat ids
+    sample = scores.sample(200, random_state=0)
+    for r in sample.itertuples():
+        assert space.flat_id(NeuronId(int(r.layer), str(r.module), int(r.index))) == r.neuron
     assert (scores.groupby(["relation", "language"]).size() == manifest.neurons["total"]).all()
 
 
