@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,23 @@ def _torch_dtype(dtype: str):
     return getattr(torch, dtype)
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
+
+
+def cached_snapshot(repo_id: str, cache_dir: str | Path | None = None) -> Path | None:
+    """The local snapshot of a hub id in the Hugging Face cache (models--org--name/snapshots/<rev>), read from
+    the cache's own layout: nothing is ever fetched."""
+    from huggingface_hub import constants
+
+    root = Path(cache_dir or constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    ref = root / "refs" / "main"
+    if ref.is_file():
+        snapshot = root / "snapshots" / ref.read_text().strip()
+        return snapshot if snapshot.is_dir() else None
+    snapshots = sorted((root / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    return snapshots[-1] if snapshots else None
+
+
 def resolve_model_dir(source: str | Path, cache_dir: str | Path | None = None) -> Path:
     """A local directory for `source`: itself if it is one, else its snapshot in the HF cache."""
     path = Path(source).expanduser()
@@ -43,16 +61,10 @@ def resolve_model_dir(source: str | Path, cache_dir: str | Path | None = None) -
         if not path.is_dir():
             raise ModelLoadError(f"{path} is a file; give the model's directory (with config.json and weights)")
         return path
-    looks_like_id = isinstance(source, str) and source.count("/") <= 1 and not str(source).startswith((".", "/", "~"))
-    if looks_like_id:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-
-        try:
-            # local_files_only: look in the cache, never on the network.
-            return Path(snapshot_download(str(source), local_files_only=True, cache_dir=cache_dir))
-        except (LocalEntryNotFoundError, OSError, ValueError):
-            pass
+    if isinstance(source, str) and HUB_ID.match(source):
+        snapshot = cached_snapshot(source, cache_dir)
+        if snapshot is not None:
+            return snapshot
     raise ModelLoadError(
         f"model {str(source)!r} is neither a local directory nor in the local Hugging Face cache; "
         "nothing is downloaded: pass a directory with config.json, safetensors weights and tokenizer files"
