@@ -27,7 +27,3 @@ def judge_prompts(model, tokenizer, prompts: Sequence[Prompt], batch_size: int =
     ids = greedy_generate(model, tokenizer, [p.text for p in prompts], new_tokens, batch_size)
     texts = [tokenizer.decode(t, skip_special_tokens=True) for t in ids]
     return [Judged(p, t, is_correct(t, p.gold)) for p, t in zip(prompts, texts)]
-
-
-def accuracy(judged: Sequence[Judged]) -> float:
-    return sum(j.correct for j in judged) / len(judged) if judged else float("nan")

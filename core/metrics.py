@@ -4,13 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-EVAL = dict(split="evaluation")
-
-
-def baseline_accuracy(baseline: pd.DataFrame, template_kind: str = "train") -> pd.DataFrame:
-    """Accuracy per relation x language on the evaluation prompts."""
-    b = baseline[(baseline.split == "evaluation") & (baseline.template_kind == template_kind)]
-    return b.groupby(["relation", "language"], as_index=False).agg(accuracy=("correct", "mean"), prompts=("correct", "size"))
 
 
 def _joined(baseline: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
@@ -39,12 +32,6 @@ def finish_ablation_table(g: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         g["relative_drop"] = np.where(g.base_accuracy > 0, (g.base_accuracy - g.accuracy) / g.base_accuracy, np.nan)
     return g
-
-
-def inter_relation(table: pd.DataFrame, k: int, language: str = "en") -> pd.DataFrame:
-    """Relative drop matrix: rows = evaluated relation, columns = relation whose top-k is off."""
-    t = table[(table.kind == "top") & (table.k == k) & (table.language == language)]
-    return t.pivot(index="relation", columns="ablated", values="relative_drop")
 
 
 def random_summary(table: pd.DataFrame, k: int, language: str = "en") -> pd.DataFrame:

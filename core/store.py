@@ -149,6 +149,3 @@ class RunStore:
             "FROM effects e JOIN baseline b ON b.prompt_id = e.prompt_id WHERE e.template_kind = ? GROUP BY ALL",
             [template_kind])
         return finish_ablation_table(df)
-
-    def baseline_rows(self) -> pd.DataFrame:
-        return self.query("SELECT * FROM baseline")

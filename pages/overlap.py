@@ -77,6 +77,7 @@ def heatmap_section():
         x=alt.X("col:N", title=None, sort=None), y=alt.Y("row:N", title=None, sort=None),
         color=alt.Color("value:Q", title=METRIC_LABEL[metric], scale=alt.Scale(scheme="blues")),
         tooltip=[alt.Tooltip("row:N", title="row"), alt.Tooltip("col:N", title="column"),
+                 alt.Tooltip("value:Q", format=fmt, title=METRIC_LABEL[metric]),
                  alt.Tooltip("shared:Q", title="shared"), alt.Tooltip("jaccard:Q", format=".3f"),
                  alt.Tooltip("chance_ratio:Q", format=".1f", title="ratio to chance"),
                  alt.Tooltip("expected:Q", format=".1f", title="expected by chance")],

@@ -7,10 +7,8 @@ same bytes as an uninterrupted one.
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
-from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
@@ -389,7 +387,3 @@ class PrecomputeRun:
 
 def run_precompute(options: RunOptions, log=print) -> Manifest:
     return PrecomputeRun(options, log).run()
-
-
-def options_json(options: RunOptions) -> str:
-    return json.dumps(asdict(options), indent=1)
