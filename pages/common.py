@@ -115,16 +115,15 @@ def download(df: pd.DataFrame, name: str, key: str) -> None:
 
 
 def copy_link() -> None:
-    try:
-        url = st.context.url
-    except Exception:  # outside a browser session (AppTest) there is no URL
-        url = None
-    query = "&".join(f"{k}={v}" for k, v in params().items())
-    with st.expander("Copy link to this view", icon=":material/link:"):
-        from urllib.parse import urlencode
+    """The view's URL (its state is all in the query string), in a code block with a copy button."""
+    from urllib.parse import urlencode
 
-        base = (url or "").split("?")[0]
-        st.code(f"{base}?{urlencode(params())}" if base else f"?{query}", language=None)
+    try:
+        base = (st.context.url or "").split("?")[0]
+    except Exception:  # outside a browser session (AppTest) there is no URL
+        base = ""
+    with st.expander("Copy link to this view", icon=":material/link:"):
+        st.code(f"{base}?{urlencode(params())}", language=None)
 
 
 def _leave_legacy_multipage_mode() -> None:
