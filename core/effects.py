@@ -118,18 +118,28 @@ def _evaluate_batch(model, tokenizer, chunk: list[EvalTokens], device) -> tuple[
     return new_tokens, token_lp[:, 0], token_lp.sum(1)
 
 
+def eval_batches(tokens: Sequence[EvalTokens], batch_size: int) -> list[list[int]]:
+    """Prompt indices per batch: prompts of similar length together (less padding), in a fixed order,
+    so a sharded run computes exactly the batches a single process would."""
+    order = sorted(range(len(tokens)), key=lambda i: (len(tokens[i].prompt_ids) + len(tokens[i].gold_ids), i))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def evaluate_batch(model, tokenizer, prompts: Sequence[Prompt], tokens: Sequence[EvalTokens], idx: list[int]) -> list[Outcome]:
+    """Outcomes of the prompts `idx` (one batch of `eval_batches`), in that order."""
+    new_tokens, first_lp, all_lp = _evaluate_batch(model, tokenizer, [tokens[i] for i in idx], model_device(model))
+    texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    return [Outcome(texts[j], is_correct(texts[j], prompts[i].gold), float(first_lp[j]), float(all_lp[j]))
+            for j, i in enumerate(idx)]
+
+
 def evaluate_prompts(
     model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 128, tokens: Sequence[EvalTokens] | None = None
 ) -> list[Outcome]:
-    """Outcome per prompt, in order. Batches hold prompts of similar length (less padding)."""
-    device = model_device(model)
+    """Outcome per prompt, in order."""
     tokens = list(tokens) if tokens is not None else tokenize_for_eval(tokenizer, prompts)
-    order = sorted(range(len(prompts)), key=lambda i: (len(tokens[i].prompt_ids) + len(tokens[i].gold_ids), i))
     results: list[Outcome | None] = [None] * len(prompts)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        new_tokens, first_lp, all_lp = _evaluate_batch(model, tokenizer, [tokens[i] for i in idx], device)
-        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        for j, i in enumerate(idx):
-            results[i] = Outcome(texts[j], is_correct(texts[j], prompts[i].gold), float(first_lp[j]), float(all_lp[j]))
+    for idx in eval_batches(tokens, batch_size):
+        for i, outcome in zip(idx, evaluate_batch(model, tokenizer, prompts, tokens, idx)):
+            results[i] = outcome
     return results  # type: ignore[return-value]

@@ -15,6 +15,7 @@ from pathlib import Path
 FORMAT = "relation-facts/1"
 SPLITS = ("identification", "evaluation")
 TEMPLATE_KINDS = ("train", "heldout")
+CORPUS_FILE = "corpus.json"
 SLOT = "{}"
 RELATION_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
@@ -188,7 +189,7 @@ def _write_json(path: Path, data) -> None:
 
 def load_corpus(folder: Path) -> FactCorpus:
     folder = Path(folder)
-    index = folder / "corpus.json"
+    index = folder / CORPUS_FILE
     if not index.exists():
         raise CorpusError(f"{folder} is not a facts corpus: {index.name} is missing")
     try:

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from core.facts import CorpusError, Fact, FactCorpus, Relation, split_subjects
+from core.facts import CORPUS_FILE, CorpusError, Fact, FactCorpus, Relation, load_corpus, split_subjects
 
 PAPER_SUFFIX = "? Answer:"  # method.md: the paper appends this to every filled template
 
@@ -122,3 +122,15 @@ def import_csv(
             raise CorpusError(f"relation {rel}: subject(s) without a default (en) object: {missing_en[:3]}")
         relations[rel] = Relation(rel, rel, "", "", False, templates[rel], _facts_with_split(pairs, evaluation_count, seed + i))
     return _finish(relations, prompt_suffix, f"imported from {Path(facts_csv).name}")
+
+
+def load_facts(path: Path, min_facts: int = 0) -> FactCorpus:
+    """What `precompute run --facts` accepts: a corpus folder (with corpus.json), or LRE relation files
+    (a folder of *.json, such as LRE's data/factual, or one file) imported with the paper's settings:
+    50 evaluation facts per relation and the "? Answer:" suffix."""
+    path = Path(path)
+    if path.is_dir() and not (path / CORPUS_FILE).exists() and any(path.rglob("*.json")):
+        return import_lre(path, min_facts=min_facts)
+    if path.is_file() and path.suffix == ".json" and path.name != CORPUS_FILE:
+        return import_lre(path, min_facts=min_facts)
+    return load_corpus(path)

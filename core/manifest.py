@@ -27,6 +27,7 @@ class Manifest:
     k_sweep: list[int]
     packages: dict
     timings: dict = field(default_factory=dict)
+    resources: dict = field(default_factory=dict)  # processes, peak memory per stage
     synthetic: bool = False  # True for generated stand-in runs (not from a model)
     notes: str = ""
 

@@ -7,8 +7,6 @@ together, as sklearn's distinct thresholds do).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import torch
 
@@ -31,20 +29,6 @@ def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     pos_at_least = pos.shape[1] - torch.searchsorted(pos, pos, side="left")
     neg_at_least = neg.shape[1] - torch.searchsorted(neg, pos, side="left")
     return (pos_at_least.to(torch.float64) / (pos_at_least + neg_at_least).to(torch.float64)).mean(1)
-
-
-def average_precision_chunked(
-    scores: np.ndarray, labels: np.ndarray, chunk: int = 65536, on_chunk: Callable[[int], None] | None = None
-) -> np.ndarray:
-    """AP for every column of a (possibly memory-mapped) [samples, neurons] array, a column chunk at a time."""
-    labels_t = torch.as_tensor(np.asarray(labels, dtype=bool))
-    out = np.empty(scores.shape[1], dtype=np.float64)
-    for lo in range(0, scores.shape[1], chunk):
-        hi = min(lo + chunk, scores.shape[1])
-        out[lo:hi] = average_precision(torch.as_tensor(np.ascontiguousarray(scores[:, lo:hi])), labels_t).numpy()
-        if on_chunk is not None:
-            on_chunk(hi - lo)
-    return out
 
 
 def top_k(ap: np.ndarray, k: int) -> np.ndarray:

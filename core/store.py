@@ -1,49 +1,117 @@
 """DuckDB over one run's Parquet: tables loaded once from whitelisted paths, every user value a bound parameter.
 
 The run folder comes from the server's own discovery of runs (core.runs), never
-from a URL. After loading, file access is switched off and the configuration
-locked, so no query can reach the file system. Each query runs on its own
-cursor, so sessions on different threads can share one store.
+from a URL. The tables are loaded once into a DuckDB file next to the run
+(`.store-<key>.duckdb`, the key hashing the run's file names, sizes and times,
+so any change to the run builds a new one); later opens are instant and read
+it lazily, so a 7B run (60 million score rows) neither waits nor fills RAM.
+Where the run folder is read-only the tables load into memory instead. After
+loading, file access is switched off and the configuration locked, so no query
+can reach the file system. Each query runs on its own cursor, so sessions on
+different threads can share one store.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from core.manifest import Manifest, read_manifest
+from core.manifest import MANIFEST, Manifest, read_manifest
 from core.metrics import finish_ablation_table
 
 TABLES = ("baseline", "identification", "scores", "effects", "top_prompts")
+TOP_SCORES = "top_scores"  # scores with rank <= the run's largest k: what the top-k views read
+STORE_PREFIX = ".store-"
+STORE_FORMAT = 2  # bump when the tables built below change
+LOCKED = {"enable_external_access": False, "lock_configuration": True}  # in this order: the lock comes last
 
 
 class RunDataError(RuntimeError):
     """A run's files are missing or unreadable; the message names the file and what to do."""
 
 
+def store_key(run_dir: Path) -> str:
+    """A digest of every file the store is built from, with its size and modification time."""
+    run_dir = Path(run_dir)
+    digest = hashlib.sha256(f"{STORE_FORMAT}|{run_dir.resolve()}".encode())
+    for path in sorted([run_dir / MANIFEST, *(f for t in TABLES for f in (run_dir / t).rglob("*.parquet"))]):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        digest.update(f"|{path.relative_to(run_dir)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:20]
+
+
+def _load_tables(con: duckdb.DuckDBPyConnection, run_dir: Path, top_limit: int) -> None:
+    missing: dict[str, str] = {}
+    for table in TABLES:
+        folder = run_dir / table
+        files = sorted(folder.rglob("*.parquet")) if folder.exists() else []
+        if not files:
+            missing[table] = f"{folder} has no Parquet files; rerun `python -m precompute run` for this run"
+            continue
+        try:
+            con.read_parquet([str(f) for f in files], hive_partitioning=True).create(table)
+        except duckdb.Error as exc:
+            missing[table] = (f"{folder} holds a missing, truncated or corrupt Parquet file ({exc}); "
+                              "delete it and rerun `python -m precompute run` with the same options to rebuild it")
+    if "scores" in missing:
+        missing[TOP_SCORES] = missing["scores"]
+    else:
+        con.execute(f"CREATE TABLE {TOP_SCORES} AS SELECT * FROM scores WHERE rank <= ? "
+                    "ORDER BY relation, language, rank", [top_limit])
+    con.execute("CREATE TABLE _missing (name VARCHAR, message VARCHAR)")
+    if missing:
+        con.executemany("INSERT INTO _missing VALUES (?, ?)", list(missing.items()))
+
+
+def _build_store_file(run_dir: Path, key: str, top_limit: int) -> Path:
+    path = run_dir / f"{STORE_PREFIX}{key}.duckdb"
+    if path.exists():
+        return path
+    tmp = run_dir / f"{STORE_PREFIX}{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            _load_tables(con, run_dir, top_limit)
+        finally:
+            con.close()
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            leftover.unlink(missing_ok=True)
+    for old in run_dir.glob(f"{STORE_PREFIX}*.duckdb"):  # stores of earlier versions of this run
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
 class RunStore:
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, use_file: bool = True):
         self.run_dir = Path(run_dir)
         self.manifest: Manifest = read_manifest(self.run_dir)
-        self._con = duckdb.connect(":memory:")
+        self.top_limit = max([self.manifest.k, *self.manifest.k_sweep])
         self._lock = threading.Lock()
-        self.missing: dict[str, str] = {}
-        for table in TABLES:
-            folder = self.run_dir / table
-            files = sorted(folder.rglob("*.parquet")) if folder.exists() else []
-            if not files:
-                self.missing[table] = f"{folder} has no Parquet files; rerun `python -m precompute run` for this run"
-                continue
+        self._con = None
+        if use_file:
             try:
-                rel = self._con.read_parquet([str(f) for f in files], hive_partitioning=True)
-                rel.create(table)
-            except duckdb.Error as exc:
-                self.missing[table] = (f"{folder} holds a missing, truncated or corrupt Parquet file ({exc}); "
-                                       "delete it and rerun `python -m precompute run` with the same options to rebuild it")
-        self._con.execute("SET enable_external_access = false")
-        self._con.execute("SET lock_configuration = true")
+                path = _build_store_file(self.run_dir, store_key(self.run_dir), self.top_limit)
+                # Locked at connect: DuckDB shares one database per file within a process, so every store on
+                # this file must ask for the same settings.
+                self._con = duckdb.connect(str(path), read_only=True, config=LOCKED)
+            except (OSError, duckdb.IOException):
+                self._con = None  # a read-only run folder: load into memory below
+        if self._con is None:
+            self._con = duckdb.connect(":memory:")
+            _load_tables(self._con, self.run_dir, self.top_limit)
+            for option, value in LOCKED.items():
+                self._con.execute(f"SET {option} = {str(value).lower()}")
+        self.missing: dict[str, str] = dict(self._con.execute("SELECT name, message FROM _missing").fetchall())
 
     def close(self) -> None:
         self._con.close()
@@ -53,7 +121,7 @@ class RunStore:
 
     def query(self, sql: str, params: list | tuple = ()) -> pd.DataFrame:
         """Run one of this module's fixed queries; values only ever arrive as parameters."""
-        for table in TABLES:
+        for table in (*TABLES, TOP_SCORES):
             if table in self.missing and f" {table}" in sql:
                 raise RunDataError(self.missing[table])
         with self._lock:
@@ -87,39 +155,46 @@ class RunStore:
             "SELECT relation, language, split, template_kind, count(*) AS prompts FROM baseline "
             "GROUP BY ALL ORDER BY ALL")
 
+    def ranked_table(self, k: int) -> str:
+        """The table holding every neuron of rank <= k: the small top table when k is within the run's k values."""
+        return TOP_SCORES if int(k) <= self.top_limit else "scores"
+
     def top_neurons(self, relation: str, language: str, k: int) -> pd.DataFrame:
         return self.query(
-            "SELECT neuron, layer, module::VARCHAR AS module, \"index\", ap, rank, mean_pos, mean_neg FROM scores "
-            "WHERE relation = ? AND language = ? AND rank <= ? ORDER BY rank", [relation, language, k])
+            "SELECT neuron, layer, module::VARCHAR AS module, \"index\", ap, rank, mean_pos, mean_neg FROM "
+            f"{self.ranked_table(k)} WHERE relation = ? AND language = ? AND rank <= ? ORDER BY rank",
+            [relation, language, k])
 
-    def _top_cte(self) -> str:
-        return ("WITH top AS (SELECT relation, language, neuron, layer, module::VARCHAR AS module, \"index\" FROM scores "
-                "WHERE rank <= ? AND layer BETWEEN ? AND ? AND list_contains(?::VARCHAR[], module::VARCHAR)) ")
+    def _top_cte(self, k: int) -> str:
+        return ("WITH top AS (SELECT relation, language, neuron, layer, module::VARCHAR AS module, \"index\" FROM "
+                f"{self.ranked_table(k)} WHERE rank <= ? AND layer BETWEEN ? AND ? "
+                "AND list_contains(?::VARCHAR[], module::VARCHAR)) ")
 
     def overlap_counts(self, k: int, languages: list[str], layers: tuple[int, int], modules: list[str]) -> pd.DataFrame:
         """Shared top-k neurons for every (relation, language) pair among `languages`, with set sizes."""
-        sql = self._top_cte() + (
-            ", sel AS (SELECT * FROM top WHERE list_contains(?::VARCHAR[], language)), "
-            "sizes AS (SELECT relation, language, count(*) AS size FROM sel GROUP BY ALL) "
+        sql = self._top_cte(k) + (
+            ", sel AS (SELECT * FROM top WHERE list_contains(?::VARCHAR[], language)) "
             "SELECT a.relation AS relation_a, a.language AS language_a, b.relation AS relation_b, "
             "b.language AS language_b, count(*) AS shared FROM sel a JOIN sel b USING (neuron) GROUP BY ALL")
         shared = self.query(sql, [k, layers[0], layers[1], modules, languages])
-        sizes = self.query(self._top_cte() + "SELECT relation, language, count(*) AS size FROM top "
-                           "WHERE list_contains(?::VARCHAR[], language) GROUP BY ALL",
-                           [k, layers[0], layers[1], modules, languages])
-        return shared, sizes
+        # A set shares all of itself with itself: the diagonal holds every non-empty set's size.
+        own = shared[(shared.relation_a == shared.relation_b) & (shared.language_a == shared.language_b)]
+        sizes = pd.DataFrame({"relation": own.relation_a.to_numpy(), "language": own.language_a.to_numpy(),
+                              "size": own.shared.to_numpy()})
+        return shared, sizes.sort_values(["relation", "language"], ignore_index=True)
 
     def shared_neurons(self, k: int, a: tuple[str, str], b: tuple[str, str], layers: tuple[int, int],
                        modules: list[str]) -> pd.DataFrame:
-        sql = self._top_cte() + (
+        sql = self._top_cte(k) + (
             "SELECT x.neuron, x.layer, x.module, x.\"index\" FROM top x JOIN top y USING (neuron) "
             "WHERE x.relation = ? AND x.language = ? AND y.relation = ? AND y.language = ? ORDER BY x.neuron")
         return self.query(sql, [k, layers[0], layers[1], modules, a[0], a[1], b[0], b[1]])
 
     def layer_distribution(self, k: int, language: str) -> pd.DataFrame:
         return self.query(
-            "SELECT relation, layer, module::VARCHAR AS module, count(*) AS neurons FROM scores "
-            "WHERE rank <= ? AND language = ? GROUP BY ALL ORDER BY relation, layer, module", [k, language])
+            "SELECT relation, layer, module::VARCHAR AS module, count(*) AS neurons FROM "
+            f"{self.ranked_table(k)} WHERE rank <= ? AND language = ? GROUP BY ALL ORDER BY relation, layer, module",
+            [k, language])
 
     def neuron_profile(self, neuron: int) -> pd.DataFrame:
         return self.query(

@@ -79,6 +79,9 @@ def choose_run() -> tuple[str, RunStore] | None:
             f"**languages** {', '.join(m.corpus['languages'])}  \n**status** {m.status}"
             + ("  \n**synthetic data**: not from a model" if m.synthetic else ""))
         st.json(m.options, expanded=False)
+    if m.synthetic:
+        st.sidebar.warning("Synthetic run: drawn at random with the shape of a real run, for load testing. "
+                           "No number here is a measurement.", icon=":material/science:")
     for table, message in store.missing.items():
         st.sidebar.warning(f"{table}: {message}")
     return name, store
@@ -87,6 +90,10 @@ def choose_run() -> tuple[str, RunStore] | None:
 def run_model(store: RunStore):
     """The run's model for the lab, or None with a visible reason."""
     m = store.manifest
+    if m.synthetic:
+        st.info("This run is synthetic: its numbers were drawn to load-test the explorer, and no model belongs to "
+                "it. Pick a run made by `python -m precompute run` to use the lab.", icon=":material/science:")
+        return None
     try:
         return model_for(m.model["source"], m.model["fingerprint"])
     except ModelLoadError as exc:

@@ -95,6 +95,7 @@ def _cmd_run(args) -> int:
     from precompute.options import RunOptions
     from precompute.run import RunMismatchError, run_precompute
     from precompute.summary import print_summary
+    from precompute.workers import Workers
 
     options = RunOptions(
         model=args.model, facts=str(args.facts), out=str(args.out), definition=args.definition, k=args.k,
@@ -102,13 +103,47 @@ def _cmd_run(args) -> int:
         identification_language=args.identification_language, negatives_ratio=args.negatives_ratio,
         pooling=args.pooling, seed=args.seed, random_seeds=args.random_seeds, effect_templates=args.effect_templates,
         batch_size=args.batch_size, dtype=args.dtype, device=args.device, threads=args.threads,
+        score_memory_mib=args.score_memory_mib, min_facts=args.min_facts,
     )
+    workers = Workers.from_environment()
     try:
-        run_precompute(options)
-    except (RunMismatchError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        run_precompute(options, workers=workers)
+    except (RunMismatchError, ValueError, RuntimeError) as exc:
+        if workers.is_main:
+            print(f"error: {exc}", file=sys.stderr)
         return 2
-    print_summary(args.out)
+    finally:
+        workers.close()
+    if workers.is_main:
+        print_summary(args.out)
+        _index_for_explorer(args.out)
+    return 0
+
+
+def _index_for_explorer(run_dir: Path) -> None:
+    """Build the run's DuckDB store now, so the explorer opens the run at once."""
+    import time
+
+    from core.store import RunStore
+
+    started = time.time()
+    RunStore(run_dir).close()
+    print(f"indexed {run_dir} for the explorer in {time.time() - started:.1f} s")
+
+
+def _cmd_synthetic_run(args) -> int:
+    import time
+
+    from precompute.synthetic_run import SyntheticRun
+
+    started = time.time()
+    run = SyntheticRun(args.shape, args.out, seed=args.seed)
+    manifest = run.write()
+    size = sum(p.stat().st_size for p in Path(args.out).rglob("*.parquet"))
+    print(f"wrote {args.out} in {time.time() - started:.0f} s: SYNTHETIC {args.shape}-shaped run, "
+          f"{manifest.neurons['total']:,} neurons x {len(run.relations)} relations x {len(run.languages)} languages, "
+          f"Parquet {size / 2**20:,.0f} MiB")
+    _index_for_explorer(args.out)
     return 0
 
 
@@ -176,9 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     o = RunOptions(model="", facts="", out="")
     p = sub.add_parser("run", help="find relation neurons and measure their ablation effects into data/runs/NAME",
                        description="The paper's pipeline (baseline, identification, capture, AP scoring, effects). "
-                                   "Resumable: rerun the same command to continue a killed run.")
+                                   "Resumable: rerun the same command to continue a killed run. Data-parallel: "
+                                   "`accelerate launch --multi_gpu --num_processes N -m precompute run ...` (or torchrun) "
+                                   "splits the model's passes over N processes and writes what one process would.")
     p.add_argument("--model", required=True, help="local model directory or an id in the local HF cache")
-    p.add_argument("--facts", type=Path, required=True, help="corpus folder (see data/facts/README.md)")
+    p.add_argument("--facts", type=Path, required=True,
+                   help="corpus folder (see data/facts/README.md), or LRE relation files (e.g. relations/data/factual)")
+    p.add_argument("--min-facts", type=int, default=o.min_facts,
+                   help="LRE --facts only: skip relations with fewer facts (the paper used 300)")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. data/runs/NAME")
     p.add_argument("--definition", choices=DEFINITIONS, default=o.definition,
                    help="neurons: paper = gate/up/down outputs; intermediate = down_proj input; paper+attention")
@@ -194,9 +234,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train templates per relation and language in the effects stage (default: all)")
     p.add_argument("--batch-size", type=int, default=o.batch_size)
     p.add_argument("--dtype", default=o.dtype, choices=("float32", "bfloat16", "float16"))
-    p.add_argument("--device", default=o.device, help="cpu, cuda, cuda:N or auto (accelerate device_map)")
+    p.add_argument("--device", default=o.device,
+                   help="cpu, cuda, cuda:N or auto (accelerate device_map over this machine's GPUs); under "
+                        "accelerate launch or torchrun, cuda means each process's own GPU")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--score-memory-mib", type=int, default=o.score_memory_mib,
+                   help="RAM for the capture columns scored at a time (the capture itself stays on disk)")
     p.set_defaults(func=_cmd_run)
+
+    from precompute.synthetic_run import SHAPES
+
+    p = sub.add_parser("synthetic-run", help="write a generated run with the exact shape of a Llama-2 run (load testing)",
+                       description="Every table of a real run, drawn at random with the row counts of the chosen "
+                                   "model; marked synthetic in its manifest and in the app.")
+    p.add_argument("--shape", choices=sorted(SHAPES), default="llama-2-7b")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_synthetic_run)
 
     p = sub.add_parser("summary", help="print a finished run's per-relation table (--markdown: the README section)")
     p.add_argument("--run", type=Path, default=Path("data/runs/demo"))

@@ -46,10 +46,13 @@ class RunOptions:
     dtype: str = "float32"
     device: str = "cpu"
     threads: int | None = None
+    score_memory_mib: int = 1024  # capture columns read at a time while scoring (a 7B capture is ~20 GB)
+    min_facts: int = 0  # LRE folders as --facts: skip relations with fewer facts (the paper: 300)
 
     def fingerprint_fields(self) -> dict:
-        """The options that change results (not where or how fast)."""
+        """The options that change results (not where or how fast; min_facts changes the corpus, whose
+        fingerprint is compared on its own)."""
         d = asdict(self)
-        for key in ("out", "batch_size", "device", "threads"):
+        for key in ("out", "batch_size", "device", "threads", "score_memory_mib", "min_facts"):
             d.pop(key)
         return d

@@ -4,6 +4,10 @@ Stages (method.md): baseline -> identification sets -> capture -> scoring -> eff
 Every output file is written atomically; a stage's unit of work whose file
 exists is skipped, so a killed run resumes where it stopped and ends with the
 same bytes as an uninterrupted one.
+
+Started by `accelerate launch` or `torchrun`, the model's passes (baseline,
+capture, effects) are split by batch over the processes (precompute.workers);
+the main process decides the work, gathers the results and writes them once.
 """
 from __future__ import annotations
 
@@ -19,18 +23,22 @@ from tqdm import tqdm
 
 from core.adapters import neuron_space_for
 from core.capture import capture_pooled
-from core.effects import evaluate_prompts
-from core.facts import FactCorpus, Prompt, load_corpus
+from core.effects import EvalTokens, Outcome, eval_batches, evaluate_batch, tokenize_for_eval
+from core.facts import FactCorpus, Prompt
+from core.generation import model_device
 from core.hooks import neuron_hooks
+from core.importers import load_facts
 from core.loading import load_causal_lm, model_fingerprint
 from core.manifest import MANIFEST, SCHEMA_VERSION, Manifest, ManifestError, read_manifest, write_manifest
 from core.neurons import NeuronSpace
+from core.mapped import NpyColumns, release_pages
 from core.parquet_io import partition_dir, read_parquet, write_parquet_atomic
-from core.scoring import average_precision
+from core.peak_memory import read_peak, reset_peak
+from core.score_stream import LabelledRows, score_stream
 from precompute.options import RunOptions, resolve_k
+from precompute.workers import Workers
 
 PACKAGES = ("torch", "transformers", "accelerate", "tokenizers", "safetensors", "numpy", "pandas", "pyarrow")
-SCORE_CHUNK = 65536
 TOP_PROMPTS = 5  # per neuron and language, for the neuron page
 
 
@@ -70,26 +78,28 @@ def _outcome_frame(df: pd.DataFrame, outcomes) -> pd.DataFrame:
 
 
 class PrecomputeRun:
-    def __init__(self, options: RunOptions, log=print):
+    def __init__(self, options: RunOptions, log=print, workers: Workers | None = None):
         self.o = options
-        self.log = log
+        self.workers = workers or Workers()
+        self.log = log if self.workers.is_main else (lambda *_: None)
         self.out = Path(options.out)
         if options.threads:
             torch.set_num_threads(options.threads)
-        self.corpus = load_corpus(Path(options.facts))
+        self.corpus = load_facts(Path(options.facts), options.min_facts)
         self.languages = options.languages or self.corpus.languages
         unknown = sorted(set(self.languages) - set(self.corpus.languages))
         if unknown:
             raise ValueError(f"language(s) {', '.join(unknown)} not in the corpus ({', '.join(self.corpus.languages)})")
         if options.identification_language not in self.languages:
             raise ValueError(f"identification language {options.identification_language!r} is not among {self.languages}")
-        self.lm = load_causal_lm(options.model, dtype=options.dtype, device=options.device)
+        self.lm = load_causal_lm(options.model, dtype=options.dtype, device=self.workers.model_device(options.device))
         self.space: NeuronSpace = neuron_space_for(self.lm.config, options.definition)
         self.hooks = neuron_hooks(self.lm.model, self.space)
         self.k = resolve_k(options.k, self.space.total)
         self.k_sweep = sorted({resolve_k(k, self.space.total) for k in options.k_sweep} | {self.k})
         self.prompts = all_prompts(self.corpus, self.languages)
         self.timings: dict[str, float] = {}
+        self.resources: dict = {"processes": self.workers.world}
 
     # ----- manifest -------------------------------------------------------------------------
     def _manifest(self, status: str) -> Manifest:
@@ -128,6 +138,7 @@ class PrecomputeRun:
             k_sweep=self.k_sweep,
             packages={"python": platform.python_version(), **{p: metadata.version(p) for p in PACKAGES}},
             timings=self.timings,
+            resources=self.resources,
         )
 
     def _check_resumable(self) -> None:
@@ -146,24 +157,72 @@ class PrecomputeRun:
                     f"{self.out} holds a run with a different {key}; resume only with the same model, "
                     "corpus and options, or choose a new --out")
         self.timings.update(old.timings)
+        self.resources = {**old.resources, "processes": self.workers.world}
 
     # ----- stages ---------------------------------------------------------------------------
-    def run(self) -> Manifest:
+    # ----- processes ------------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        return self.workers.is_main
+
+    def _on_main(self, work):
+        """Run `work` on the main process only; every process gets its result, or raises its error."""
+        result, error = None, None
+        if self.is_main:
+            try:
+                result = work()
+            except Exception as exc:  # handed to every process, so none waits forever for the others
+                error = exc
+        result, error = self.workers.broadcast((result, error))
+        if error is not None:
+            raise error
+        return result
+
+    def _bar(self, **kwargs) -> tqdm:
+        return tqdm(disable=not self.is_main, **kwargs)
+
+    def _start(self) -> None:
         self._check_resumable()
         self.out.mkdir(parents=True, exist_ok=True)
         write_manifest(self._manifest("running"), self.out)
-        self.log(f"model {self.o.model}: {self.space.describe()}; k={self.k:,}, sweep {self.k_sweep}")
+
+    def run(self) -> Manifest:
+        self._on_main(self._start)
+        self.log(f"model {self.o.model}: {self.space.describe()}; k={self.k:,}, sweep {self.k_sweep}"
+                 + (f"; {self.workers.world} processes" if self.workers.world > 1 else ""))
         for name, stage in [("baseline", self.stage_baseline), ("identification", self.stage_identification),
                             ("capture", self.stage_capture), ("scoring", self.stage_scoring),
                             ("effects", self.stage_effects)]:
             started = time.time()
+            reset_peak()
             did = stage()
-            if did:
+            peaks = self.workers.gather(read_peak())
+            if self.is_main and did:
                 self.timings[name] = round(self.timings.get(name, 0.0) + time.time() - started, 2)
-            write_manifest(self._manifest("running"), self.out)
+                # The largest process's peak: what one machine (or one GPU) must hold.
+                self.resources[name] = {key: max(p.get(key, 0.0) for p in peaks) for key in peaks[0]}
+                self.log(f"{name}: {self.timings[name]:.1f} s, peak " + ", ".join(
+                    f"{key.removeprefix('peak_').replace('_mib', '')} {value:,.0f} MiB"
+                    for key, value in self.resources[name].items()))
+            if self.is_main:
+                write_manifest(self._manifest("running"), self.out)
         manifest = self._manifest("complete")
-        write_manifest(manifest, self.out)
+        if self.is_main:
+            write_manifest(manifest, self.out)
+        self.workers.barrier()
         return manifest
+
+    def _evaluate(self, prompts: list[Prompt], tokens: list[EvalTokens] | None = None) -> list[Outcome] | None:
+        """Greedy answers for `prompts`, batches split over the processes; all of them on the main process."""
+        tokens = tokens if tokens is not None else tokenize_for_eval(self.lm.tokenizer, prompts)
+        mine: dict[int, Outcome] = {}
+        for idx in self.workers.mine(eval_batches(tokens, self.o.batch_size)):
+            mine.update(zip(idx, evaluate_batch(self.lm.model, self.lm.tokenizer, prompts, tokens, idx)))
+        parts = self.workers.gather(mine)
+        if parts is None:
+            return None
+        merged = {i: o for part in parts for i, o in part.items()}
+        return [merged[i] for i in range(len(prompts))]
 
     def _todo(self, units, path_of):
         return [u for u in units if not path_of(u).exists()]
@@ -173,17 +232,18 @@ class PrecomputeRun:
 
     def stage_baseline(self) -> bool:
         units = [(r, l) for r in self.corpus.relation_names for l in self.languages]
-        todo = self._todo(units, lambda u: self.baseline_path(*u))
+        todo = self._on_main(lambda: self._todo(units, lambda u: self.baseline_path(*u)))
         if not todo:
             return False
-        bar = tqdm(total=int(sum(((self.prompts.relation == r) & (self.prompts.language == l)).sum() for r, l in todo)),
-                   desc="baseline: greedy 2-token answers", unit="prompt")
+        bar = self._bar(total=int(sum(((self.prompts.relation == r) & (self.prompts.language == l)).sum() for r, l in todo)),
+                        desc="baseline: greedy 2-token answers", unit="prompt")
         for rel, lang in todo:
             df = self.prompts[(self.prompts.relation == rel) & (self.prompts.language == lang)]
-            outcomes = evaluate_prompts(self.lm.model, self.lm.tokenizer, _to_prompts(df), self.o.batch_size)
-            frame = df.drop(columns=["relation", "language"]).reset_index(drop=True)
-            frame = pd.concat([frame, _outcome_frame(df, outcomes).drop(columns=["prompt_id"])], axis=1)
-            write_parquet_atomic(frame, self.baseline_path(rel, lang))
+            outcomes = self._evaluate(_to_prompts(df))
+            if self.is_main:
+                frame = df.drop(columns=["relation", "language"]).reset_index(drop=True)
+                frame = pd.concat([frame, _outcome_frame(df, outcomes).drop(columns=["prompt_id"])], axis=1)
+                write_parquet_atomic(frame, self.baseline_path(rel, lang))
             bar.update(len(df))
         bar.close()
         return True
@@ -201,6 +261,9 @@ class PrecomputeRun:
         return partition_dir(self.out / "identification", relation=rel, language=lang) / "part-0.parquet"
 
     def stage_identification(self) -> bool:
+        return self._on_main(self._identify)
+
+    def _identify(self) -> bool:
         units = [(r, l) for r in self.corpus.relation_names for l in self.languages]
         todo = self._todo(units, lambda u: self.identification_path(*u))
         if not todo:
@@ -211,6 +274,14 @@ class PrecomputeRun:
             in_lang = valid[valid.language == lang]
             positives = in_lang[in_lang.relation == rel].prompt_id.to_numpy()
             pool = in_lang[in_lang.relation != rel].prompt_id.to_numpy()
+            if not len(positives) or not len(pool):
+                asked = int(((base.relation == rel) & (base.language == lang) & (base.split == "identification")
+                             & (base.template_kind == "train")).sum())
+                raise RuntimeError(
+                    f"relation {rel} ({lang}): the model answers {len(positives)} of its {asked} identification "
+                    f"prompts correctly{'' if len(positives) else ', so there is nothing to find neurons from'}"
+                    f"{'' if len(pool) else ' and no other relation has a correct answer to serve as negatives'}; "
+                    "drop the relation or language, or use a model that knows these facts")
             r_index, l_index = self.corpus.relation_names.index(rel), self.corpus.languages.index(lang)
             rng = np.random.default_rng([self.o.seed, r_index, l_index])
             count = min(int(round(self.o.negatives_ratio * len(positives))), len(pool))
@@ -229,27 +300,52 @@ class PrecomputeRun:
         work = partition_dir(self.out / "work", language=lang)
         return work / "activations.npy", work / "prompt_ids.npy"
 
-    def stage_capture(self) -> bool:
-        todo = [l for l in self.languages if not self.capture_paths(l)[0].exists()
-                and self._scores_missing(l)]
-        if not todo:
-            return False
-        for lang in todo:
+    def _capture_todo(self) -> list[tuple[str, np.ndarray]]:
+        """(language, prompt ids to capture) for each language whose capture and scores are missing."""
+        todo = []
+        for lang in self.languages:
+            if self.capture_paths(lang)[0].exists() or not self._scores_missing(lang):
+                continue
             ids = np.unique(np.concatenate([self.identification(r, lang).prompt_id.to_numpy()
                                             for r in self.corpus.relation_names])).astype(np.int32)
+            todo.append((lang, ids))
+        return todo
+
+    def stage_capture(self) -> bool:
+        todo = self._on_main(self._capture_todo)
+        if not todo:
+            return False
+        world, rank = self.workers.world, self.workers.rank
+        for lang, ids in todo:
             texts = self.prompts.set_index("prompt_id").loc[ids, "text"].tolist()
             acts_path, ids_path = self.capture_paths(lang)
-            acts_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = acts_path.with_name(".activations.npy.tmp")
-            # A memory-mapped matrix: a 7B model's capture never has to fit in RAM.
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(ids), self.space.total))
-            with tqdm(total=len(ids), desc=f"capture ({lang}): {self.o.pooling}-pooled activations", unit="prompt") as bar:
-                capture_pooled(self.hooks, self.lm.tokenizer, texts, self.o.pooling, self.o.batch_size,
-                               out=out, on_batch=bar.update)
-            out.flush()
-            del out
-            np.save(ids_path, ids)
-            tmp.replace(acts_path)
+            out = None
+            if self.is_main:
+                acts_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = acts_path.with_name(".activations.npy.tmp")
+                # A memory-mapped matrix: a 7B model's capture never has to fit in RAM.
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(ids), self.space.total))
+            batches = [(lo, min(lo + self.o.batch_size, len(ids))) for lo in range(0, len(ids), self.o.batch_size)]
+            with self._bar(total=len(ids), desc=f"capture ({lang}): {self.o.pooling}-pooled activations", unit="prompt") as bar:
+                for first in range(0, len(batches), world):
+                    round_ = batches[first : first + world]
+                    sent = None
+                    if rank < len(round_):
+                        lo, hi = round_[rank]
+                        pooled = capture_pooled(self.hooks, self.lm.tokenizer, texts[lo:hi], self.o.pooling,
+                                                self.o.batch_size, out=out[lo:hi] if out is not None else None)
+                        sent = None if self.is_main else (lo, pooled)
+                    for item in self.workers.gather(sent) or []:
+                        if item is not None:
+                            out[item[0] : item[0] + len(item[1])] = item[1]
+                    if out is not None:
+                        release_pages(out)  # written rows go to the file; resident memory stays one round
+                    bar.update(round_[-1][1] - round_[0][0])
+            if self.is_main:
+                out.flush()
+                del out
+                np.save(ids_path, ids)
+                tmp.replace(acts_path)
         return True
 
     def scores_path(self, rel: str, lang: str) -> Path:
@@ -260,48 +356,36 @@ class PrecomputeRun:
             not self.scores_path(r, lang).exists() for r in self.corpus.relation_names)
 
     def stage_scoring(self) -> bool:
+        return self._on_main(self._score)
+
+    def _score(self) -> bool:
         todo_langs = [l for l in self.languages if self._scores_missing(l)]
         if not todo_langs:
             return False
         n = self.space.total
         layer, module_pos, index = self.space.decompose(np.arange(n))
         module_names = np.array(self.space.module_names)[module_pos]
+        device = model_device(self.lm.model)
+        device = str(device) if device.type == "cuda" else "cpu"  # AP's sorts on the GPU when there is one
         for lang in todo_langs:
             acts_path, ids_path = self.capture_paths(lang)
-            acts = np.load(acts_path, mmap_mode="r")
-            row_of = {int(p): i for i, p in enumerate(np.load(ids_path))}
+            acts = NpyColumns(acts_path)
+            captured_ids = np.load(ids_path)
+            row_of = {int(p): i for i, p in enumerate(captured_ids)}
             rels = [r for r in self.corpus.relation_names if not self.scores_path(r, lang).exists()]
             sets = {}
             for rel in rels:
                 ident = self.identification(rel, lang)
-                sets[rel] = (np.array([row_of[int(p)] for p in ident.prompt_id]), np.array(ident.positive, dtype=bool))
-            result = {rel: {k: np.empty(n) for k in ("ap", "mean_pos", "median_pos", "mean_neg")} for rel in rels}
-            captured_ids = np.load(ids_path)
-            top_rows = min(TOP_PROMPTS, len(captured_ids))
-            top_prompt = np.empty((n, top_rows), dtype=np.int32)
-            top_value = np.empty((n, top_rows), dtype=np.float32)
+                sets[rel] = LabelledRows(np.array([row_of[int(p)] for p in ident.prompt_id]),
+                                         np.array(ident.positive, dtype=bool))
             with tqdm(total=n * len(rels), desc=f"scoring ({lang}): average precision", unit="neuron") as bar:
-                for lo in range(0, n, SCORE_CHUNK):
-                    hi = min(lo + SCORE_CHUNK, n)
-                    block = np.ascontiguousarray(acts[:, lo:hi])
-                    # The prompts where each neuron is highest, for the neuron page (stable order on ties).
-                    best = np.argsort(-block, axis=0, kind="stable")[:top_rows].T
-                    top_prompt[lo:hi] = captured_ids[best]
-                    top_value[lo:hi] = np.take_along_axis(block.T, best, axis=1)
-                    for rel in rels:
-                        rows, labels = sets[rel]
-                        if labels.all() or not labels.any():
-                            raise RuntimeError(f"relation {rel} ({lang}) has no positives or no negatives "
-                                               "among validated prompts: the model answers too few correctly")
-                        x = block[rows]
-                        r = result[rel]
-                        r["ap"][lo:hi] = average_precision(torch.from_numpy(x), torch.from_numpy(labels)).numpy()
-                        r["mean_pos"][lo:hi] = x[labels].mean(0)
-                        r["median_pos"][lo:hi] = np.median(x[labels], axis=0)
-                        r["mean_neg"][lo:hi] = x[~labels].mean(0)
-                        bar.update(hi - lo)
+                try:
+                    scored = score_stream(acts, sets, captured_ids, TOP_PROMPTS, self.o.score_memory_mib << 20,
+                                          device, on_progress=bar.update)
+                except RuntimeError as exc:
+                    raise RuntimeError(f"{exc} ({lang})") from exc
             for rel in rels:
-                r = result[rel]
+                r = scored.stats[rel]
                 order = np.argsort(-r["ap"], kind="stable")
                 rank = np.empty(n, dtype=np.int32)
                 rank[order] = np.arange(1, n + 1, dtype=np.int32)
@@ -314,10 +398,11 @@ class PrecomputeRun:
                 })
                 write_parquet_atomic(frame, self.scores_path(rel, lang))
             if not self.top_prompts_path(lang).exists():
+                top_rows = scored.top_prompt.shape[1]
                 frame = pd.DataFrame({
                     "neuron": np.repeat(np.arange(n, dtype=np.int32), top_rows),
                     "place": np.tile(np.arange(1, top_rows + 1, dtype=np.int16), n),
-                    "prompt_id": top_prompt.reshape(-1), "value": top_value.reshape(-1),
+                    "prompt_id": scored.top_prompt.reshape(-1), "value": scored.top_value.reshape(-1),
                 })
                 write_parquet_atomic(frame, self.top_prompts_path(lang))
         return True
@@ -362,28 +447,35 @@ class PrecomputeRun:
             return np.sort(rng.choice(self.space.total, c["k"], replace=False))
         return np.sort(rankings[c["ablated"]][c["k_from"] : c["k"]])
 
-    def stage_effects(self) -> bool:
+    def _effects_todo(self) -> list[tuple[dict, np.ndarray]]:
         todo = [c for c in self.conditions() if not self.effect_path(c).exists()]
         if not todo:
-            return False
+            return []
         rankings = {rel: self.ranking(rel) for rel in self.corpus.relation_names}
+        return [(c, self.neuron_set(c, rankings)) for c in todo]
+
+    def stage_effects(self) -> bool:
+        todo = self._on_main(self._effects_todo)
+        if not todo:
+            return False
         df = self.effect_prompts()
         prompts = _to_prompts(df)
-        with tqdm(total=len(todo) * len(df), desc="effects: ablated answers", unit="prompt") as bar:
-            for c in todo:
-                neurons = [self.space.neuron(i) for i in self.neuron_set(c, rankings)]
-                with self.hooks.ablate(neurons):
-                    outcomes = evaluate_prompts(self.lm.model, self.lm.tokenizer, prompts, self.o.batch_size)
-                frame = _outcome_frame(df, outcomes).drop(columns=["generated"])
-                frame.insert(1, "relation", df.relation.to_numpy())
-                frame.insert(2, "language", df.language.to_numpy())
-                frame.insert(3, "template_kind", df.template_kind.to_numpy())
-                for key in ("kind", "k_from", "seed"):
-                    frame[key] = c[key]
-                write_parquet_atomic(frame, self.effect_path(c))
+        tokens = tokenize_for_eval(self.lm.tokenizer, prompts)
+        with self._bar(total=len(todo) * len(df), desc="effects: ablated answers", unit="prompt") as bar:
+            for c, neuron_set in todo:
+                with self.hooks.ablate([self.space.neuron(i) for i in neuron_set]):
+                    outcomes = self._evaluate(prompts, tokens)
+                if self.is_main:
+                    frame = _outcome_frame(df, outcomes).drop(columns=["generated"])
+                    frame.insert(1, "relation", df.relation.to_numpy())
+                    frame.insert(2, "language", df.language.to_numpy())
+                    frame.insert(3, "template_kind", df.template_kind.to_numpy())
+                    for key in ("kind", "k_from", "seed"):
+                        frame[key] = c[key]
+                    write_parquet_atomic(frame, self.effect_path(c))
                 bar.update(len(df))
         return True
 
 
-def run_precompute(options: RunOptions, log=print) -> Manifest:
-    return PrecomputeRun(options, log).run()
+def run_precompute(options: RunOptions, log=print, workers: Workers | None = None) -> Manifest:
+    return PrecomputeRun(options, log, workers).run()

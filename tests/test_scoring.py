@@ -7,7 +7,7 @@ from core.capture import capture_pooled, pool
 from core.adapters import neuron_space_for
 from core.hooks import neuron_hooks
 from core.loading import load_causal_lm
-from core.scoring import average_precision, average_precision_chunked, top_k
+from core.scoring import average_precision, top_k
 
 
 @pytest.mark.parametrize("kind", ["continuous", "ties", "constant_columns"])
@@ -24,16 +24,6 @@ def test_average_precision_equals_sklearn(kind):
     ours = average_precision(torch.tensor(scores, dtype=torch.float32), torch.tensor(labels)).numpy()
     ref = np.array([average_precision_score(labels, scores[:, j].astype(np.float32)) for j in range(m)])
     assert np.abs(ours - ref).max() < 1e-6
-
-
-def test_chunked_equals_whole():
-    rng = np.random.default_rng(0)
-    scores = rng.normal(size=(80, 1000)).astype(np.float32)
-    labels = rng.random(80) < 0.3
-    whole = average_precision(torch.tensor(scores), torch.tensor(labels)).numpy()
-    chunks = []
-    chunked = average_precision_chunked(scores, labels, chunk=97, on_chunk=chunks.append)
-    assert np.array_equal(whole, chunked) and sum(chunks) == 1000
 
 
 def test_average_precision_needs_both_classes():

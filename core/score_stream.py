@@ -1,0 +1,105 @@
+"""Score a [prompts, neurons] capture a neuron chunk at a time, so a 7B capture never has to fit in RAM.
+
+The capture is usually a .npy file on disk (20 GB for 6,000 prompts x 835,584
+neurons in float32), read through core.mapped.NpyColumns. Each chunk of columns is read once and serves
+every relation: AP, the positives' mean and median, the negatives' mean, and
+the prompts where each neuron is highest. Memory is one chunk plus the results
+(a few numbers per neuron), set by `memory_budget`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core.mapped import NpyColumns, column_block
+from core.scoring import average_precision
+
+STATISTICS = ("ap", "mean_pos", "median_pos", "mean_neg")
+MAX_CHUNK = 65536
+MIN_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class LabelledRows:
+    """The capture rows of one identification set and whether each is a positive."""
+    rows: np.ndarray
+    positive: np.ndarray
+
+
+@dataclass
+class StreamScores:
+    stats: dict[str, dict[str, np.ndarray]]  # relation -> statistic -> [neurons]
+    top_prompt: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.int32))  # [neurons, places]
+    top_value: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.float32))
+
+
+def chunk_columns(rows: int, memory_budget: int) -> int:
+    """Columns per chunk: the block, its sorted copies and a relation's subset stay within the budget."""
+    per_column = max(1, rows) * 4 * 4
+    return int(min(MAX_CHUNK, max(MIN_CHUNK, memory_budget // per_column)))
+
+
+def top_rows(block: np.ndarray, places: int) -> np.ndarray:
+    """[columns, places]: each column's rows of highest value, highest first, ties in row order; exactly the
+    first `places` of a stable argsort of -block, found by partition (linear) instead of a full sort."""
+    rows, cols = block.shape
+    places = min(places, rows)
+    if places == 0 or cols == 0:
+        return np.empty((cols, places), dtype=np.int64)
+    neg = np.ascontiguousarray(-block.T)  # [columns, rows]: partition along contiguous memory
+    kth = np.partition(neg, places - 1, axis=1)[:, places - 1 : places]  # each column's places-th largest
+    candidate = neg <= kth  # every row at least as high, ties included
+    counts = candidate.sum(1)
+    out = np.empty((cols, places), dtype=np.int64)
+    plain = counts == places
+    if plain.any():
+        sub = np.nonzero(plain)[0] if not plain.all() else slice(None)  # usually every column: no copy
+        chosen, values = candidate[sub], neg[sub]
+        row_of = np.nonzero(chosen)[1].reshape(len(values), places)  # ascending rows per column
+        order = np.argsort(np.take_along_axis(values, row_of, axis=1), axis=1, kind="stable")
+        out[sub] = np.take_along_axis(row_of, order, axis=1)
+    tied = np.nonzero(~plain)[0]
+    if len(tied):
+        out[tied] = np.argsort(neg[tied], axis=1, kind="stable")[:, :places]
+    return out
+
+
+def score_stream(
+    acts: np.ndarray | NpyColumns,
+    sets: dict[str, LabelledRows],
+    prompt_ids: np.ndarray,
+    top_places: int = 5,
+    memory_budget: int = 1 << 30,
+    device: str = "cpu",
+    on_progress: Callable[[int], None] | None = None,
+) -> StreamScores:
+    """Statistics per relation for every column of `acts`, plus each column's `top_places` highest prompts."""
+    for rel, s in sets.items():
+        if s.positive.all() or not s.positive.any():
+            raise RuntimeError(f"relation {rel} has no positives or no negatives among validated prompts: "
+                               "the model answers too few correctly")
+    rows, n = acts.shape
+    places = min(top_places, rows)
+    out = StreamScores({rel: {k: np.empty(n) for k in STATISTICS} for rel in sets},
+                       np.empty((n, places), dtype=np.int32), np.empty((n, places), dtype=np.float32))
+    step = chunk_columns(rows, memory_budget)
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        block = column_block(acts, lo, hi)
+        best = top_rows(block, places)
+        out.top_prompt[lo:hi] = prompt_ids[best]
+        out.top_value[lo:hi] = np.take_along_axis(block.T, best, axis=1)
+        for rel, s in sets.items():
+            x, labels = block[s.rows], s.positive
+            r = out.stats[rel]
+            r["ap"][lo:hi] = average_precision(torch.from_numpy(x).to(device), torch.from_numpy(labels).to(device)).cpu().numpy()
+            r["mean_pos"][lo:hi] = x[labels].mean(0)
+            r["median_pos"][lo:hi] = np.median(x[labels], axis=0)
+            r["mean_neg"][lo:hi] = x[~labels].mean(0)
+            if on_progress is not None:
+                on_progress(hi - lo)
+        del block
+    return out

@@ -1,0 +1,97 @@
+"""Data-parallel precompute: `accelerate launch` with 2 CPU processes (gloo) writes what one process writes."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.demo import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
+from core.facts import FactCorpus, load_corpus, save_corpus
+from precompute.workers import Workers
+
+ROOT = Path(__file__).resolve().parent.parent
+RELATIONS = ["person_father", "person_mother", "star_constellation"]
+# batch 48 over 3 relations: an odd number of batches, so the processes get unequal shares and a last round
+# with one batch.
+RUN_ARGS = ["--model", str(DEMO_MODEL_DIR), "--k", "30", "--k-sweep", "10,30", "--random-seeds", "2",
+            "--effect-templates", "1", "--batch-size", "48", "--threads", "1", "--languages", "en"]
+
+
+def accelerate_launch(processes: int) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "precompute"]
+
+
+def run(command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("WORLD_SIZE", None)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    demo = load_corpus(DEMO_CORPUS_DIR)
+    folder = tmp_path_factory.mktemp("corpus")
+    save_corpus(FactCorpus({r: demo.relations[r] for r in RELATIONS}, ["en"], "", "test slice"), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(corpus, tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    root = tmp_path_factory.mktemp("runs")
+    single, sharded = root / "single", root / "sharded"
+    done = run([sys.executable, "-m", "precompute", "run", *RUN_ARGS, "--facts", str(corpus), "--out", str(single)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run([*accelerate_launch(2), "run", *RUN_ARGS, "--facts", str(corpus), "--out", str(sharded)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return single, sharded, done
+
+
+def test_two_processes_write_exactly_what_one_process_writes(runs):
+    single, sharded, _ = runs
+    one, two = digests(single), digests(sharded)
+    assert len(one) > 20 and set(one) == set(two)
+    differing = [name for name in one if one[name] != two[name]]
+    assert not differing, f"sharded run differs in {differing[:5]}"
+
+
+def test_sharded_manifest_records_processes_and_peak_memory(runs):
+    single, sharded, done = runs
+    a, b = (json.loads((run_dir / "manifest.json").read_text()) for run_dir in (single, sharded))
+    assert a["resources"]["processes"] == 1 and b["resources"]["processes"] == 2
+    for stage in ("baseline", "capture", "scoring", "effects"):
+        assert b["resources"][stage]["peak_rss_mib"] > 50
+    for key in ("model", "neurons", "corpus", "options", "k", "k_sweep", "status"):
+        assert a[key] == b[key], key
+    assert "2 processes" in done.stdout + done.stderr
+    # Only the main process prints the summary.
+    assert (done.stdout + done.stderr).count("Run ") == 1
+
+
+def test_every_process_stops_with_the_main_process_error(runs, corpus):
+    _, sharded, _ = runs
+    args = [a if a != "30" else "20" for a in RUN_ARGS]  # another k: this run folder cannot be resumed with it
+    done = run([*accelerate_launch(2), "run", *args, "--facts", str(corpus), "--out", str(sharded)], timeout=120)
+    assert done.returncode != 0
+    assert "different options" in done.stderr
+
+
+def test_auto_device_map_needs_one_process_per_machine():
+    assert Workers(rank=0, world=2, local_world=1).model_device("auto") == "auto"
+    assert Workers(rank=1, world=4, local_world=2, device="cuda:1").model_device("cuda") == "cuda:1"
+    assert Workers().model_device("cuda:3") == "cuda:3"
+    with pytest.raises(ValueError, match="one process per machine"):
+        Workers(rank=0, world=2, local_world=2).model_device("auto")
+
+
+def test_one_process_needs_no_process_group():
+    w = Workers.from_environment() if "WORLD_SIZE" not in os.environ else Workers()
+    assert (w.rank, w.world, w.is_main) == (0, 1, True)
+    assert w.mine([1, 2, 3]) == [1, 2, 3] and w.gather("x") == ["x"] and w.broadcast(5) == 5
