@@ -1,6 +1,6 @@
 """Capture and scoring at Llama-2-7B width stay within a fixed memory, whatever the capture's size.
 
-    python bench/memory_7b.py [--prompts 6000] [--neurons 835584] [--score-neurons 104448]
+    python bench/memory_7b.py [--prompts 6000] [--neurons 835584] [--score-neurons 26112]
                               [--memory-mib 1024] [--work /tmp/memory_7b]
 
 Writes a capture file of prompts x neurons float32 the way `precompute run`
@@ -35,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompts", type=int, default=6000)
     parser.add_argument("--neurons", type=int, default=835_584)
-    parser.add_argument("--score-neurons", type=int, default=104_448, help="columns to score (default: 4 of 32 layers)")
+    parser.add_argument("--score-neurons", type=int, default=26_112, help="columns to score (default: one of 32 layers)")
     parser.add_argument("--relations", type=int, default=12)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--memory-mib", type=int, default=1024)

@@ -22,7 +22,7 @@ def available_runs(directory: str) -> dict:
     return discover_runs(Path(directory))
 
 
-@st.cache_resource(show_spinner="Loading the run's tables…")
+@st.cache_resource(show_spinner="Loading the run's tables (the first opening indexes them into a DuckDB file: about 30 s for a 7B run)…")
 def store_for(run_path: str) -> RunStore:
     return RunStore(Path(run_path))
 

@@ -1,0 +1,26 @@
+"""The scale benchmarks run end to end at toy sizes (their figures come from running them at full size)."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_gpu_benchmark_runs_on_cpu_with_a_small_shape():
+    out = run_script("bench/gpu_7b.py", "--shape", "small", "--device", "cpu", "--dtype", "float32",
+                     "--prompts", "64", "--score-prompts", "200", "--batch", "32", "--ablate", "50", "--new-tokens", "4")
+    assert "RANDOM WEIGHTS" in out and "capture:" in out and "scoring:" in out
+    assert out.count("generation, batch") == 2
+
+
+def test_memory_benchmark_runs_at_a_small_size(tmp_path):
+    out = run_script("bench/memory_7b.py", "--prompts", "1600", "--neurons", "3000", "--score-neurons", "2000",
+                     "--work", str(tmp_path))
+    assert "peak resident" in out and "extrapolated to all 3,000 neurons" in out
+    assert not list(tmp_path.glob("*.npy"))  # the capture file is removed afterwards
