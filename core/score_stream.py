@@ -79,7 +79,7 @@ def score_stream(
     """Statistics per relation for every column of `acts`, plus each column's `top_places` highest prompts."""
     for rel, s in sets.items():
         if s.positive.all() or not s.positive.any():
-            raise RuntimeError(f"relation {rel} has no positives or no negatives among validated prompts: "
+            raise ValueError(f"relation {rel} has no positives or no negatives among validated prompts: "
                                "the model answers too few correctly")
     rows, n = acts.shape
     places = min(top_places, rows)

@@ -37,7 +37,7 @@ class RunDataError(RuntimeError):
 def store_key(run_dir: Path) -> str:
     """A digest of every file the store is built from, with its size and modification time."""
     run_dir = Path(run_dir)
-    digest = hashlib.sha256(f"{STORE_FORMAT}|{run_dir.resolve()}".encode())
+    digest = hashlib.sha256(f"{STORE_FORMAT}|{duckdb.__version__}|{run_dir.resolve()}".encode())
     for path in sorted([run_dir / MANIFEST, *(f for t in TABLES for f in (run_dir / t).rglob("*.parquet"))]):
         try:
             stat = path.stat()
@@ -63,8 +63,12 @@ def _load_tables(con: duckdb.DuckDBPyConnection, run_dir: Path, top_limit: int) 
     if "scores" in missing:
         missing[TOP_SCORES] = missing["scores"]
     else:
-        con.execute(f"CREATE TABLE {TOP_SCORES} AS SELECT * FROM scores WHERE rank <= ? "
-                    "ORDER BY relation, language, rank", [top_limit])
+        try:
+            con.execute(f"CREATE TABLE {TOP_SCORES} AS SELECT * FROM scores WHERE rank <= ? "
+                        "ORDER BY relation, language, rank", [top_limit])
+        except duckdb.Error as exc:
+            missing["scores"] = missing[TOP_SCORES] = (
+                f"{run_dir / 'scores'} lacks the columns of a run's scores ({exc}); rerun `python -m precompute run`")
     con.execute("CREATE TABLE _missing (name VARCHAR, message VARCHAR)")
     if missing:
         con.executemany("INSERT INTO _missing VALUES (?, ?)", list(missing.items()))
@@ -85,10 +89,32 @@ def _build_store_file(run_dir: Path, key: str, top_limit: int) -> Path:
     finally:
         for leftover in (tmp, Path(f"{tmp}.wal")):
             leftover.unlink(missing_ok=True)
-    for old in run_dir.glob(f"{STORE_PREFIX}*.duckdb"):  # stores of earlier versions of this run
-        if old != path:
-            old.unlink(missing_ok=True)
+    _remove_stale(run_dir, keep=path)
     return path
+
+
+def _remove_stale(run_dir: Path, keep: Path) -> None:
+    """Stores of earlier versions of the run, and half-built ones whose builder is gone (killed mid-build)."""
+    for old in run_dir.glob(f"{STORE_PREFIX}*"):
+        if old == keep:
+            continue
+        if old.suffix == ".duckdb":
+            old.unlink(missing_ok=True)
+            continue
+        parts = old.name.split(".")  # .store-<key>.<pid>.<thread>.tmp[.wal]
+        pid = int(parts[2]) if len(parts) > 3 and parts[2].isdigit() else None
+        if pid is not None and not _alive(pid):
+            old.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class RunStore:
@@ -100,18 +126,26 @@ class RunStore:
         self._con = None
         if use_file:
             try:
-                path = _build_store_file(self.run_dir, store_key(self.run_dir), self.top_limit)
-                # Locked at connect: DuckDB shares one database per file within a process, so every store on
-                # this file must ask for the same settings.
-                self._con = duckdb.connect(str(path), read_only=True, config=LOCKED)
-            except (OSError, duckdb.IOException):
-                self._con = None  # a read-only run folder: load into memory below
+                self._con = self._open_file(store_key(self.run_dir))
+            except (OSError, duckdb.Error):
+                self._con = None  # a read-only run folder, or a store file DuckDB cannot use: load into memory
         if self._con is None:
             self._con = duckdb.connect(":memory:")
             _load_tables(self._con, self.run_dir, self.top_limit)
             for option, value in LOCKED.items():
                 self._con.execute(f"SET {option} = {str(value).lower()}")
         self.missing: dict[str, str] = dict(self._con.execute("SELECT name, message FROM _missing").fetchall())
+
+    def _open_file(self, key: str) -> duckdb.DuckDBPyConnection:
+        path = _build_store_file(self.run_dir, key, self.top_limit)
+        try:
+            # Locked at connect: DuckDB shares one database per file within a process, so every store on
+            # this file must ask for the same settings.
+            return duckdb.connect(str(path), read_only=True, config=LOCKED)
+        except duckdb.Error:
+            path.unlink(missing_ok=True)  # unreadable (damaged, or from another DuckDB): build it again, once
+            return duckdb.connect(str(_build_store_file(self.run_dir, key, self.top_limit)), read_only=True,
+                                  config=LOCKED)
 
     def close(self) -> None:
         self._con.close()

@@ -108,9 +108,9 @@ def _cmd_run(args) -> int:
     workers = Workers.from_environment()
     try:
         run_precompute(options, workers=workers)
-    except (RunMismatchError, ValueError, RuntimeError) as exc:
-        if workers.is_main:
-            print(f"error: {exc}", file=sys.stderr)
+    except (RunMismatchError, ValueError) as exc:  # errors about the inputs; anything else keeps its traceback
+        if workers.is_main or not getattr(exc, "raised_on_main_process", False):
+            print(f"error{'' if workers.is_main else f' (process {workers.rank})'}: {exc}", file=sys.stderr)
         return 2
     finally:
         workers.close()
@@ -138,7 +138,11 @@ def _cmd_synthetic_run(args) -> int:
 
     started = time.time()
     run = SyntheticRun(args.shape, args.out, seed=args.seed)
-    manifest = run.write()
+    try:
+        manifest = run.write()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     size = sum(p.stat().st_size for p in Path(args.out).rglob("*.parquet"))
     print(f"wrote {args.out} in {time.time() - started:.0f} s: SYNTHETIC {args.shape}-shaped run, "
           f"{manifest.neurons['total']:,} neurons x {len(run.relations)} relations x {len(run.languages)} languages, "

@@ -46,6 +46,10 @@ class RunMismatchError(RuntimeError):
     pass
 
 
+class RunInputError(ValueError):
+    """The model, corpus or processes cannot make this run; the message says which and what to do."""
+
+
 def all_prompts(corpus: FactCorpus, languages: list[str]) -> pd.DataFrame:
     """Every prompt of the run with a stable prompt_id (its position in this order)."""
     rows = []
@@ -175,6 +179,7 @@ class PrecomputeRun:
                 error = exc
         result, error = self.workers.broadcast((result, error))
         if error is not None:
+            error.raised_on_main_process = True  # so only the main process reports it
             raise error
         return result
 
@@ -186,7 +191,26 @@ class PrecomputeRun:
         self.out.mkdir(parents=True, exist_ok=True)
         write_manifest(self._manifest("running"), self.out)
 
+    def _inputs(self) -> tuple[str, str, int]:
+        return self.corpus.fingerprint(), model_fingerprint(self.lm.directory), len(self.prompts)
+
+    def _check_same_inputs(self) -> None:
+        """Every process must read the same corpus and model: the main one writes what the others compute."""
+        if self.workers.world == 1:
+            return
+        seen = self.workers.gather(self._inputs())
+
+        def compare() -> None:
+            for rank, inputs in enumerate(seen):
+                if inputs != seen[0]:
+                    what = [name for name, a, b in zip(("corpus", "model", "prompt count"), seen[0], inputs) if a != b]
+                    raise RunInputError(f"process {rank} reads a different {' and '.join(what)} than process 0: give "
+                                        "every machine the same --facts and --model files")
+
+        self._on_main(compare)
+
     def run(self) -> Manifest:
+        self._check_same_inputs()
         self._on_main(self._start)
         self.log(f"model {self.o.model}: {self.space.describe()}; k={self.k:,}, sweep {self.k_sweep}"
                  + (f"; {self.workers.world} processes" if self.workers.world > 1 else ""))
@@ -277,7 +301,7 @@ class PrecomputeRun:
             if not len(positives) or not len(pool):
                 asked = int(((base.relation == rel) & (base.language == lang) & (base.split == "identification")
                              & (base.template_kind == "train")).sum())
-                raise RuntimeError(
+                raise RunInputError(
                     f"relation {rel} ({lang}): the model answers {len(positives)} of its {asked} identification "
                     f"prompts correctly{'' if len(positives) else ', so there is nothing to find neurons from'}"
                     f"{'' if len(pool) else ' and no other relation has a correct answer to serve as negatives'}; "
@@ -382,8 +406,8 @@ class PrecomputeRun:
                 try:
                     scored = score_stream(acts, sets, captured_ids, TOP_PROMPTS, self.o.score_memory_mib << 20,
                                           device, on_progress=bar.update)
-                except RuntimeError as exc:
-                    raise RuntimeError(f"{exc} ({lang})") from exc
+                except ValueError as exc:
+                    raise RunInputError(f"{exc} ({lang})") from exc
             for rel in rels:
                 r = scored.stats[rel]
                 order = np.argsort(-r["ap"], kind="stable")

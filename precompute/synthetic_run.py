@@ -121,6 +121,9 @@ class SyntheticRun:
         return df
 
     def write(self) -> Manifest:
+        if self.out.exists() and any(self.out.iterdir()):
+            raise ValueError(f"{self.out} is not empty; a synthetic run is written only into a new folder, so it "
+                             "can never mix with a real run")
         n = self.space.total
         layer, module_pos, index = self.space.decompose(np.arange(n))
         fixed = {"neuron": np.arange(n, dtype=np.int32), "layer": layer.astype(np.int16),

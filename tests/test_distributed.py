@@ -95,3 +95,25 @@ def test_one_process_needs_no_process_group():
     w = Workers.from_environment() if "WORLD_SIZE" not in os.environ else Workers()
     assert (w.rank, w.world, w.is_main) == (0, 1, True)
     assert w.mine([1, 2, 3]) == [1, 2, 3] and w.gather("x") == ["x"] and w.broadcast(5) == 5
+
+
+class TwoProcessesDisagreeing(Workers):
+    """Process 1 reports other inputs than the main process (what a machine with another corpus would do)."""
+
+    def gather(self, value):
+        return [value, ("another corpus", value[1], value[2])]
+
+    def broadcast(self, value):
+        return value
+
+
+def test_processes_with_different_inputs_are_refused(corpus, tmp_path):
+    from precompute.options import RunOptions
+    from precompute.run import PrecomputeRun, RunInputError
+
+    options = RunOptions(model=str(DEMO_MODEL_DIR), facts=str(corpus), out=str(tmp_path / "run"), k="30",
+                         k_sweep=["30"], languages=["en"], threads=1)
+    run = PrecomputeRun(options, log=lambda *_: None, workers=TwoProcessesDisagreeing(rank=0, world=2))
+    with pytest.raises(RunInputError, match="process 1 reads a different corpus"):
+        run.run()
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -84,7 +84,7 @@ def test_streamed_scores_do_not_depend_on_the_chunk_or_the_storage(tmp_path):
 def test_a_relation_without_negatives_is_named():
     acts = np.ones((10, 4), np.float32)
     sets = {"lonely": LabelledRows(np.arange(5), np.ones(5, bool))}
-    with pytest.raises(RuntimeError, match="lonely has no positives or no negatives"):
+    with pytest.raises(ValueError, match="lonely has no positives or no negatives"):
         score_stream(acts, sets, np.arange(10, dtype=np.int32))
 
 

@@ -110,3 +110,27 @@ def test_every_page_serves_the_synthetic_run(runs, monkeypatch, page):
         assert any("synthetic" in i for i in texts(at.info))
     else:
         assert chart_frames(at), f"{page} drew no chart"
+
+
+def test_synthetic_run_never_writes_into_an_existing_run(runs):
+    done = subprocess.run([sys.executable, "-m", "precompute", "synthetic-run", "--shape", "small",
+                           "--out", str(DEMO_RUN_DIR)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "is not empty" in done.stderr and "Traceback" not in done.stderr
+    assert not read_manifest(DEMO_RUN_DIR).synthetic
+
+
+def test_a_damaged_store_file_is_rebuilt_and_dead_builders_leftovers_removed(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(runs / "synthetic-small", run, ignore=shutil.ignore_patterns(f"{STORE_PREFIX}*"))
+    RunStore(run).close()
+    store_file = next(run.glob(f"{STORE_PREFIX}*.duckdb"))
+    store_file.write_bytes(b"not a duckdb file" * 100)
+    dead = run / f"{STORE_PREFIX}0123.999999999.1.tmp"  # a builder killed mid-build (no such process)
+    dead.write_bytes(b"half")
+    store = RunStore(run)
+    assert store.layer_distribution(store.manifest.k, "en")["neurons"].sum() > 0
+    store.close()
+    assert not dead.exists()
+    assert RunStore(run).missing == {}
