@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from browser_server import CHROMIUM_ARGS, streamlit_server, wait_for_app  # noqa: E402
+from browser_server import CHROMIUM_ARGS, seconds_to_chart, streamlit_server, wait_for_app  # noqa: E402
 
 PAGES = ["overview", "overlap", "layers", "neuron", "effects", "lab"]
 
@@ -38,12 +38,7 @@ def main() -> None:
         first = {}
         for name in PAGES:
             with streamlit_server() as url:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                t0 = time.perf_counter()
-                page.goto(f"{url}/{name}?run=demo")
-                page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=120_000)
-                first[name] = time.perf_counter() - t0
-                page.close()
+                first[name] = seconds_to_chart(browser, f"{url}/{name}?run=demo")
         print("first render after server start (s): " + ", ".join(f"{k} {v:.2f}" for k, v in first.items()))
         with streamlit_server() as url:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})

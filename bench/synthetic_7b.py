@@ -55,7 +55,7 @@ def views(store: RunStore) -> dict[str, callable]:
 def browser_pages(runs_dir: Path, run: str) -> None:
     from playwright.sync_api import sync_playwright
 
-    from browser_server import CHROMIUM_ARGS, streamlit_server
+    from browser_server import CHROMIUM_ARGS, seconds_to_chart, streamlit_server
 
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -63,14 +63,8 @@ def browser_pages(runs_dir: Path, run: str) -> None:
     with sync_playwright() as p, streamlit_server({"RELATION_NEURONS_RUNS_DIR": str(runs_dir)}) as url:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         for repeat in ("first", "second"):
-            times = {}
-            for name in ("overview", "overlap", "layers", "neuron", "effects"):
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                t0 = time.perf_counter()
-                page.goto(f"{url}/{name}?run={run}")
-                page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=300_000)
-                times[name] = time.perf_counter() - t0
-                page.close()
+            times = {name: seconds_to_chart(browser, f"{url}/{name}?run={run}", timeout_ms=300_000)
+                     for name in ("overview", "overlap", "layers", "neuron", "effects")}
             print(f"browser, {repeat} visit, navigation to drawn chart (s): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
         browser.close()

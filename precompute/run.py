@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import platform
 import time
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 
@@ -113,7 +114,7 @@ class PrecomputeRun:
             status=status,
             model={
                 "source": str(self.o.model),
-                "fingerprint": model_fingerprint(self.lm.directory),
+                "fingerprint": self.model_fingerprint,
                 "model_type": cfg.model_type,
                 "num_layers": self.space.num_layers,
                 "hidden_size": getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", None),
@@ -164,6 +165,11 @@ class PrecomputeRun:
         self.resources = {**old.resources, "processes": self.workers.world}
 
     # ----- stages ---------------------------------------------------------------------------
+    @cached_property
+    def model_fingerprint(self) -> str:
+        """Hashed once: the manifest is rewritten after every stage."""
+        return model_fingerprint(self.lm.directory)
+
     # ----- processes ------------------------------------------------------------------------
     @property
     def is_main(self) -> bool:
@@ -192,7 +198,7 @@ class PrecomputeRun:
         write_manifest(self._manifest("running"), self.out)
 
     def _inputs(self) -> tuple[str, str, int]:
-        return self.corpus.fingerprint(), model_fingerprint(self.lm.directory), len(self.prompts)
+        return self.corpus.fingerprint(), self.model_fingerprint, len(self.prompts)
 
     def _check_same_inputs(self) -> None:
         """Every process must read the same corpus and model: the main one writes what the others compute."""

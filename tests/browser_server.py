@@ -59,3 +59,15 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
         "() => document.querySelector('[data-testid=\"stStatusWidget\"]') === null"
         " && document.querySelectorAll('[data-testid=\"stMainBlockContainer\"] *').length > 20",
         timeout=timeout_ms)
+
+
+def seconds_to_chart(browser, address: str, timeout_ms: int = 120_000) -> float:
+    """Open `address` in a new page; seconds from navigation until a chart is drawn."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        t0 = time.perf_counter()
+        page.goto(address)
+        page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=timeout_ms)
+        return time.perf_counter() - t0
+    finally:
+        page.close()
