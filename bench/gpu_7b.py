@@ -29,11 +29,7 @@ from core.capture import capture_pooled  # noqa: E402
 from core.generation import greedy_generate  # noqa: E402
 from core.hooks import neuron_hooks  # noqa: E402
 from core.score_stream import LabelledRows, score_stream  # noqa: E402
-
-SHAPES = {  # name: (layers, hidden, intermediate, heads, vocab)
-    "llama-2-7b": (32, 4096, 11008, 32, 32000),
-    "small": (2, 64, 172, 4, 512),
-}
+from precompute.synthetic_run import SHAPES, llama_config  # noqa: E402
 
 
 def word_tokenizer(vocab: int):
@@ -75,12 +71,11 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=790.0, help="dense bf16 arithmetic limit")
     parser.add_argument("--peak-tbps", type=float, default=4.8, help="memory bandwidth limit")
     args = parser.parse_args()
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    layers, hidden, inter, heads, vocab = SHAPES[args.shape]
-    config = LlamaConfig(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
-                         num_attention_heads=heads, num_key_value_heads=heads, vocab_size=vocab,
-                         max_position_embeddings=4096, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    config = llama_config(SHAPES[args.shape], max_position_embeddings=4096, pad_token_id=0, bos_token_id=1,
+                          eos_token_id=2)
+    vocab = config.vocab_size
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
     with torch.device(args.device):

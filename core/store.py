@@ -118,17 +118,15 @@ def _alive(pid: int) -> bool:
 
 
 class RunStore:
-    def __init__(self, run_dir: Path, use_file: bool = True):
+    def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
         self.manifest: Manifest = read_manifest(self.run_dir)
         self.top_limit = max([self.manifest.k, *self.manifest.k_sweep])
         self._lock = threading.Lock()
-        self._con = None
-        if use_file:
-            try:
-                self._con = self._open_file(store_key(self.run_dir))
-            except (OSError, duckdb.Error):
-                self._con = None  # a read-only run folder, or a store file DuckDB cannot use: load into memory
+        try:
+            self._con = self._open_file(store_key(self.run_dir))
+        except (OSError, duckdb.Error):
+            self._con = None  # a read-only run folder, or a store file DuckDB cannot use: load into memory
         if self._con is None:
             self._con = duckdb.connect(":memory:")
             _load_tables(self._con, self.run_dir, self.top_limit)

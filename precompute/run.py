@@ -409,11 +409,9 @@ class PrecomputeRun:
                 sets[rel] = LabelledRows(np.array([row_of[int(p)] for p in ident.prompt_id]),
                                          np.array(ident.positive, dtype=bool))
             with tqdm(total=n * len(rels), desc=f"scoring ({lang}): average precision", unit="neuron") as bar:
-                try:
-                    scored = score_stream(acts, sets, captured_ids, TOP_PROMPTS, self.o.score_memory_mib << 20,
-                                          device, on_progress=bar.update)
-                except ValueError as exc:
-                    raise RunInputError(f"{exc} ({lang})") from exc
+                # Identification already refused a relation without positives or negatives.
+                scored = score_stream(acts, sets, captured_ids, TOP_PROMPTS, self.o.score_memory_mib << 20,
+                                      device, on_progress=bar.update)
             for rel in rels:
                 r = scored.stats[rel]
                 order = np.argsort(-r["ap"], kind="stable")

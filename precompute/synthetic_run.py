@@ -52,13 +52,18 @@ SHARED = {("person_father", "person_mother"): 0.68, ("person_occupation", "perso
 TOP_PLACES = 5
 
 
-def space_of(shape: Shape) -> NeuronSpace:
+def llama_config(shape: Shape, **extra):
+    """A LlamaConfig of this shape (heads of 128 dimensions, as Llama-2's); no weights."""
     from transformers import LlamaConfig
 
-    config = LlamaConfig(hidden_size=shape.hidden_size, intermediate_size=shape.intermediate_size,
-                         num_hidden_layers=shape.num_layers, num_attention_heads=max(1, shape.hidden_size // 128),
-                         vocab_size=shape.vocab_size)
-    return neuron_space_for(config, "paper")
+    heads = max(1, shape.hidden_size // 128)
+    return LlamaConfig(hidden_size=shape.hidden_size, intermediate_size=shape.intermediate_size,
+                       num_hidden_layers=shape.num_layers, num_attention_heads=heads, num_key_value_heads=heads,
+                       vocab_size=shape.vocab_size, **extra)
+
+
+def space_of(shape: Shape) -> NeuronSpace:
+    return neuron_space_for(llama_config(shape), "paper")
 
 
 class SyntheticRun:
