@@ -44,10 +44,25 @@ def forward_logits(model, batch: Batch) -> torch.Tensor:
     ).logits
 
 
+@dataclass
+class Decoded:
+    ids: list[list[int]]  # new token ids per text, EOS not included
+    first_probs: list[torch.Tensor]  # per text: the next-token distribution after the prompt (float32, CPU)
+
+
 @torch.no_grad()
 def greedy_generate(model, tokenizer, texts: Sequence[str], max_new_tokens: int, batch_size: int = 64) -> list[list[int]]:
     """New token ids per text, greedy, stopping a row at EOS (EOS not included)."""
+    return greedy_decode(model, tokenizer, texts, max_new_tokens, batch_size).ids
+
+
+@torch.no_grad()
+def greedy_decode(model, tokenizer, texts: Sequence[str], max_new_tokens: int, batch_size: int = 64,
+                  keep_first_probs: bool = False) -> Decoded:
+    """Greedy decoding; with `keep_first_probs`, also the first step's full next-token distribution, which the
+    prompt's own forward pass already computed."""
     results: list[list[int]] = []
+    first_probs: list[torch.Tensor] = []
     eos = tokenizer.eos_token_id
     device = model_device(model)
     for start in range(0, len(texts), batch_size):
@@ -55,6 +70,8 @@ def greedy_generate(model, tokenizer, texts: Sequence[str], max_new_tokens: int,
         mask, pos = batch.attention_mask, batch.position_ids
         out = model(input_ids=batch.input_ids, attention_mask=mask, position_ids=pos, use_cache=True)
         rows = batch.input_ids.shape[0]
+        if keep_first_probs:
+            first_probs.extend(out.logits[:, -1, :].float().softmax(-1).cpu())
         generated = [[] for _ in range(rows)]
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         for step in range(max_new_tokens):
@@ -74,7 +91,7 @@ def greedy_generate(model, tokenizer, texts: Sequence[str], max_new_tokens: int,
                 past_key_values=out.past_key_values, use_cache=True,
             )
         results.extend(generated)
-    return results
+    return Decoded(results, first_probs)
 
 
 @torch.no_grad()

@@ -8,14 +8,15 @@ import numpy as np
 import pandas as pd
 
 from core.capture import capture_pooled
-from core.generation import greedy_generate, next_token_distribution
+from core.generation import greedy_decode
 from core.hooks import NeuronHooks
 from core.neurons import NeuronId
+from core.share_state import MAX_PROMPT_CHARS
 
-MAX_PROMPT_CHARS = 2000
 MAX_NEW_TOKENS = 20
 MAX_ABLATED = 50_000
 TOP_TOKENS = 10
+__all__ = ["MAX_PROMPT_CHARS", "MAX_NEW_TOKENS", "MAX_ABLATED", "TOP_TOKENS"]  # one limit each, shown in the UI
 
 
 class LabInputError(ValueError):
@@ -24,9 +25,21 @@ class LabInputError(ValueError):
 
 @dataclass(frozen=True)
 class PromptReadout:
-    next_tokens: list[tuple[int, str, float]]  # (token id, text, probability), most likely first
+    probs: np.ndarray  # next-token probabilities over the whole vocabulary
     continuation_ids: list[int]
     continuation: str
+
+    def top(self, n: int = TOP_TOKENS) -> list[int]:
+        """The n most likely next token ids, most likely first."""
+        order = np.argsort(-self.probs, kind="stable")
+        return [int(i) for i in order[:n]]
+
+
+@dataclass(frozen=True)
+class FittedPrompt:
+    text: str  # what the model reads: the prompt's end when it had to be cut
+    tokens: int  # its length in tokens
+    notices: tuple[str, ...]  # what was cut, for the user
 
 
 def check_prompt(prompt: str) -> str:
@@ -37,20 +50,51 @@ def check_prompt(prompt: str) -> str:
     return prompt
 
 
-def read_prompt(lm, prompt: str, top: int = TOP_TOKENS, new_tokens: int = MAX_NEW_TOKENS) -> PromptReadout:
+def max_prompt_tokens(config, new_tokens: int) -> int:
+    """Tokens a prompt may have so that it and `new_tokens` fit the model's positions."""
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048
+    return max(1, int(positions) - int(new_tokens))
+
+
+def fit_prompt(tokenizer, config, prompt: str, new_tokens: int) -> FittedPrompt:
+    """The prompt cut to the lab's character limit and to the model's positions, keeping its end (what the next
+    token depends on most), with a notice for every cut. Raises LabInputError for an empty prompt."""
+    notices = []
+    if len(prompt) > MAX_PROMPT_CHARS:
+        notices.append(f"The prompt has {len(prompt):,} characters; the lab reads at most {MAX_PROMPT_CHARS:,}, "
+                       "so only its first part is used.")
+        prompt = prompt[:MAX_PROMPT_CHARS]
+    check_prompt(prompt)
+    limit = max_prompt_tokens(config, new_tokens)
+    count = len(tokenizer(prompt)["input_ids"])
+    if count > limit:
+        offsets = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+        cut = prompt
+        for start in range(len(offsets) - limit + 1, len(offsets)):
+            cut = prompt[offsets[start][0]:]
+            if len(tokenizer(cut)["input_ids"]) <= limit:
+                break
+        notices.append(f"The prompt is {count:,} tokens; this model reads {limit + int(new_tokens):,} positions, "
+                       f"{int(new_tokens)} of them for new tokens, so only its last {limit:,} tokens are read.")
+        prompt = check_prompt(cut)
+        count = len(tokenizer(prompt)["input_ids"])
+    return FittedPrompt(prompt, count, tuple(notices))
+
+
+def read_prompt(lm, prompt: str, new_tokens: int = MAX_NEW_TOKENS) -> PromptReadout:
     prompt = check_prompt(prompt)
     new_tokens = max(1, min(int(new_tokens), MAX_NEW_TOKENS))
-    ids = greedy_generate(lm.model, lm.tokenizer, [prompt], new_tokens)[0]
-    return PromptReadout(next_token_distribution(lm.model, lm.tokenizer, prompt, top), ids,
-                         lm.tokenizer.decode(ids, skip_special_tokens=True))
+    decoded = greedy_decode(lm.model, lm.tokenizer, [prompt], new_tokens, keep_first_probs=True)
+    ids = decoded.ids[0]
+    return PromptReadout(decoded.first_probs[0].numpy(), ids, lm.tokenizer.decode(ids, skip_special_tokens=True))
 
 
 def read_prompt_ablated(lm, hooks: NeuronHooks, prompt: str, neurons: Sequence[NeuronId],
-                        top: int = TOP_TOKENS, new_tokens: int = MAX_NEW_TOKENS) -> PromptReadout:
+                        new_tokens: int = MAX_NEW_TOKENS) -> PromptReadout:
     if len(neurons) > MAX_ABLATED:
         raise LabInputError(f"{len(neurons):,} neurons selected; the lab switches off at most {MAX_ABLATED:,} at once.")
     with hooks.ablate(neurons):
-        return read_prompt(lm, prompt, top, new_tokens)
+        return read_prompt(lm, prompt, new_tokens)
 
 
 def token_changes(baseline: list[int], ablated: list[int]) -> list[bool]:
@@ -58,17 +102,40 @@ def token_changes(baseline: list[int], ablated: list[int]) -> list[bool]:
     return [i >= len(baseline) or token != baseline[i] for i, token in enumerate(ablated)]
 
 
-def compare_next_tokens(base: PromptReadout, ablated: PromptReadout, tokenizer) -> pd.DataFrame:
-    """The union of both top lists with each token's probability before and after."""
-    rows = {}
-    for side, readout in (("baseline", base), ("ablated", ablated)):
-        for token_id, text, prob in readout.next_tokens:
-            rows.setdefault(token_id, {"token_id": token_id, "token": text})[side] = prob
-    df = pd.DataFrame(list(rows.values()))
-    for side in ("baseline", "ablated"):
-        if side not in df:
-            df[side] = np.nan
-    return df.sort_values("baseline", ascending=False, na_position="last").reset_index(drop=True)
+def continuation_table(base: PromptReadout, ablated: PromptReadout, tokenizer) -> pd.DataFrame:
+    """Position by position: the baseline and the ablated token as text (and id), and whether they differ."""
+    length = max(len(base.continuation_ids), len(ablated.continuation_ids))
+
+    def text_at(ids: list[int], i: int) -> str | None:
+        return repr(tokenizer.decode([ids[i]])) if i < len(ids) else None
+
+    def id_at(ids: list[int], i: int) -> int | None:
+        return ids[i] if i < len(ids) else None
+
+    return pd.DataFrame({
+        "position": list(range(1, length + 1)),
+        "baseline": [text_at(base.continuation_ids, i) for i in range(length)],
+        "with neurons off": [text_at(ablated.continuation_ids, i) for i in range(length)],
+        "changed": [id_at(base.continuation_ids, i) != id_at(ablated.continuation_ids, i) for i in range(length)],
+        "baseline id": pd.array([id_at(base.continuation_ids, i) for i in range(length)], dtype="Int64"),
+        "ablated id": pd.array([id_at(ablated.continuation_ids, i) for i in range(length)], dtype="Int64"),
+    })
+
+
+def compare_next_tokens(base: PromptReadout, ablated: PromptReadout, tokenizer, ranked_by: str = "baseline",
+                        top: int = TOP_TOKENS) -> pd.DataFrame:
+    """The `top` most likely next tokens of one side (`ranked_by`: baseline or ablated), each with its
+    probability on both sides and the change."""
+    if ranked_by not in ("baseline", "ablated"):
+        raise ValueError(f"ranked_by must be baseline or ablated, not {ranked_by!r}")
+    ids = (base if ranked_by == "baseline" else ablated).top(top)
+    return pd.DataFrame({
+        "rank": list(range(1, len(ids) + 1)),
+        "token": [repr(tokenizer.decode([i])) for i in ids],
+        "token_id": ids,
+        "baseline": [float(base.probs[i]) for i in ids],
+        "ablated": [float(ablated.probs[i]) for i in ids],
+    }).assign(change=lambda d: d.ablated - d.baseline)
 
 
 def relation_activity(hooks: NeuronHooks, tokenizer, prompt: str, tops: dict[str, pd.DataFrame],

@@ -133,6 +133,12 @@ def intra_relation(table: pd.DataFrame, k: int, language: str) -> pd.DataFrame:
     return out.reset_index()[["relation", "original", "random", "relation_off", "random_low", "random_high"]]
 
 
+def random_seed_accuracies(table: pd.DataFrame, k: int, language: str) -> pd.DataFrame:
+    """Per relation and random seed: accuracy with that seed's random k neurons off (the spread behind `random`)."""
+    rnd = table[(table.kind == "random") & (table.k == k) & (table.language == language)]
+    return rnd[["relation", "seed", "accuracy"]].sort_values(["relation", "seed"]).reset_index(drop=True)
+
+
 def sweep_curves(table: pd.DataFrame, relation: str, language: str) -> pd.DataFrame:
     """Accuracy vs k with `relation`'s top-k off: the relation itself, the mean of the others, and random sets."""
     t = table[(table.language == language)]

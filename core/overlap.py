@@ -37,3 +37,26 @@ def complete_grid(long: pd.DataFrame, rows: list[tuple[str, str]]) -> pd.DataFra
     extra = [dict(relation_a=a, language_a=la, relation_b=b, language_b=lb, shared=0)
              for a, la in rows for b, lb in rows if (a, la, b, lb) not in have]
     return pd.concat([long, pd.DataFrame(extra)], ignore_index=True) if extra else long
+
+
+def heatmap_cells(long: pd.DataFrame, mode: str, lang: str, relation: str, identification_language: str,
+                  selected: tuple[str, str] | None = None) -> pd.DataFrame:
+    """The cells of one overlap view as `row`, `col`, with `diagonal` (a set against itself) and `selected`.
+
+    relations: relation x relation in `lang`; languages: language x language of `relation`;
+    relation_language: each relation in every language against itself in the identification language.
+    """
+    if mode == "relations":
+        data = long[(long.language_a == lang) & (long.language_b == lang)].assign(
+            row=lambda d: d.relation_a, col=lambda d: d.relation_b)
+    elif mode == "languages":
+        data = long[(long.relation_a == relation) & (long.relation_b == relation)].assign(
+            row=lambda d: d.language_a, col=lambda d: d.language_b)
+    elif mode == "relation_language":
+        data = long[(long.relation_a == long.relation_b) & (long.language_b == identification_language)].assign(
+            row=lambda d: d.relation_a, col=lambda d: d.language_a)
+    else:
+        raise ValueError(f"unknown overlap view {mode!r}; choose one of {', '.join(MODES)}")
+    data = data.assign(diagonal=(data.relation_a == data.relation_b) & (data.language_a == data.language_b))
+    data = data.assign(selected=[(r, c) == selected for r, c in zip(data.row, data.col)])
+    return data.sort_values(["row", "col"]).reset_index(drop=True)

@@ -239,6 +239,27 @@ class RunStore:
             "JOIN baseline b ON b.prompt_id = t.prompt_id WHERE t.neuron = ? AND t.language = ? ORDER BY t.place",
             [neuron, language])
 
+    def example_prompts(self, language: str, k: int, per_relation: int = 25) -> pd.DataFrame:
+        """Evaluation prompts (trained templates) of every relation, those whose answer the relation's own top-k
+        breaks first (largest drop of the gold first token's log-probability), for the lab's picker."""
+        if not self.available("effects"):
+            return self.query(
+                "SELECT relation, text, gold, false AS flips, NULL::DOUBLE AS lp_drop FROM baseline "
+                "WHERE split = 'evaluation' AND template_kind = 'train' AND language = ? "
+                "QUALIFY row_number() OVER (PARTITION BY relation ORDER BY prompt_id) <= ? ORDER BY relation, prompt_id",
+                [language, per_relation])
+        return self.query(
+            "WITH own AS (SELECT prompt_id, correct AS off_correct, gold_first_logprob AS off_lp FROM effects "
+            "WHERE kind = 'top' AND k = ? AND ablated = relation AND language = ?), "
+            "ranked AS (SELECT b.relation, b.text, b.gold, b.prompt_id, "
+            "coalesce(b.correct AND NOT own.off_correct, false) AS flips, "
+            "b.gold_first_logprob - own.off_lp AS lp_drop FROM baseline b LEFT JOIN own USING (prompt_id) "
+            "WHERE b.split = 'evaluation' AND b.template_kind = 'train' AND b.language = ?) "
+            "SELECT relation, text, gold, flips, lp_drop FROM ranked QUALIFY row_number() OVER "
+            "(PARTITION BY relation ORDER BY flips DESC, lp_drop DESC NULLS LAST, prompt_id) <= ? "
+            "ORDER BY relation, flips DESC, lp_drop DESC NULLS LAST, prompt_id",
+            [k, language, language, per_relation])
+
     def effect_rows(self, kinds: list[str], k: list[int] | None = None) -> pd.DataFrame:
         """Per-prompt effects for the given ablation kinds (and k values), for core.metrics."""
         if k is None:

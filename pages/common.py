@@ -1,8 +1,10 @@
-"""What every page shares: the chosen run, its store and model (cached once per server), URL state, downloads."""
+"""What every page shares: the chosen run, its store and model (cached once per server), view state in the URL,
+notices, downloads."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 import streamlit as st
@@ -13,16 +15,14 @@ from core.manifest import ManifestError
 from core.runs import DEFAULT_RUN, discover_runs, runs_dir
 from core.share_state import Parsed, pick_one
 from core.store import RunDataError, RunStore
+from core.text import escape_markdown
 
 SNAPSHOT_DIR = Path(os.environ.get("RELATION_NEURONS_SNAPSHOTS", REPO_ROOT / ".snapshots"))
+_WRITTEN = "_url_written"  # session state: what this session last wrote to the URL, per control
 
 
-@st.cache_resource(show_spinner=False)
-def available_runs(directory: str) -> dict:
-    return discover_runs(Path(directory))
-
-
-@st.cache_resource(show_spinner="Loading the run's tables (the first opening indexes them into a DuckDB file: about 30 s for a 7B run)…")
+@st.cache_resource(show_spinner="Opening the run's tables (the first opening of a run indexes its Parquet into a "
+                                 "DuckDB file next to it: a few seconds for the demo run, about 30 s for a 7B run)…")
 def store_for(run_path: str) -> RunStore:
     return RunStore(Path(run_path))
 
@@ -39,35 +39,94 @@ def params() -> dict[str, str]:
     return {k: st.query_params.get(k) for k in st.query_params.keys()}
 
 
-def set_params(values: dict[str, object]) -> None:
-    """Write this view's state to the URL (only what changed, so the browser history stays calm)."""
-    for key, value in values.items():
-        text = "" if value is None else str(value)
-        if text == "":
-            if key in st.query_params:
-                del st.query_params[key]
-        elif st.query_params.get(key) != text:
-            st.query_params[key] = text
+class ViewState:
+    """A page's controls, each mirrored in URL query parameters.
+
+    A control's value comes from the URL when the page is first drawn in this session, and again whenever
+    the URL changed since this session last wrote it (a link opened, back or forward in the browser);
+    otherwise the control keeps what the user chose. Every control has a key, so Streamlit sees the same
+    widget after each change and no change is lost. `publish` writes the whole view back in one step
+    (one browser history entry per change).
+    """
+
+    def __init__(self, page: str):
+        self.page = page
+        self.url = params()
+        self.parsed = Parsed()
+        self._url_keys: dict[str, tuple[str, ...]] = {}
+
+    def key(self, name: str) -> str:
+        return f"{self.page}.{name}"
+
+    def bind(self, name: str, from_url: Any, valid: Callable[[Any], bool] = lambda _: True,
+             url_keys: tuple[str, ...] | None = None) -> str:
+        """The widget key of control `name`, its state seeded with `from_url` when the URL is the newer.
+        `url_keys`: the query parameters that carry it (default: its name)."""
+        key = self.key(name)
+        self._url_keys[name] = url_keys or (name,)
+        written = st.session_state.setdefault(_WRITTEN, {})
+        url_changed = key in written and written[key] != self._signature(name, self.url)
+        if key not in st.session_state or url_changed or not valid(st.session_state[key]):
+            st.session_state[key] = from_url
+        return key
+
+    def set(self, name: str, value: Any) -> None:
+        """Change a bound control's value before it is drawn (e.g. from a chart click)."""
+        st.session_state[self.key(name)] = value
+
+    def publish(self, values: dict[str, object]) -> None:
+        """Write these query parameters (None or "" removes one) and remember what each bound control now says
+        in the URL."""
+        wanted = dict(self.url)
+        for name, value in values.items():
+            text = "" if value is None else str(value)
+            if text:
+                wanted[name] = text
+            else:
+                wanted.pop(name, None)
+        written = st.session_state.setdefault(_WRITTEN, {})
+        for name in self._url_keys:
+            written[self.key(name)] = self._signature(name, wanted)
+        if wanted != self.url:
+            st.query_params.from_dict(wanted)
+            self.url = wanted
+
+    def _signature(self, name: str, url: dict) -> tuple:
+        return tuple(url.get(k) for k in self._url_keys[name])
+
+    def show_notices(self) -> None:
+        show_notices(self.parsed)
+
+
+def notice(text: str, kind: str = "warning", icon: str | None = None) -> None:
+    """A message that may hold user text (a link's value, a file's content, an exception): shown as plain text."""
+    getattr(st, kind)(escape_markdown(text), icon=icon)
+
+
+def show_notices(parsed: Parsed) -> None:
+    for note in parsed.notices:
+        notice(note, icon=":material/link:")
 
 
 def choose_run() -> tuple[str, RunStore] | None:
-    """The sidebar's run picker; the run comes from the URL's `run` when it names a known run."""
+    """The sidebar's run picker; the run comes from the URL's `run` when it names a known run. The runs folder
+    is listed on every script run (a directory listing), so runs added while the server runs appear."""
     directory = str(runs_dir(st.session_state.get("runs_dir_override")))
-    runs = available_runs(directory)
+    runs = discover_runs(Path(directory))
     if not runs:
-        st.error(f"No precomputed run was found under {directory}. Run `python -m precompute run ... --out {directory}/NAME`.")
+        notice(f"No precomputed run was found under {directory}. "
+               f"Run python -m precompute run ... --out {directory}/NAME", "error")
         return None
     names = list(runs)
-    parsed = Parsed()
-    wanted = pick_one(params(), "run", names, DEFAULT_RUN if DEFAULT_RUN in names else names[0], parsed, "run")
-    for note in parsed.notices:
-        st.warning(note)
-    name = st.sidebar.selectbox("Run", names, index=names.index(wanted), key="run_select")
-    set_params({"run": name})
+    state = ViewState("app")
+    wanted = pick_one(state.url, "run", names, DEFAULT_RUN if DEFAULT_RUN in names else names[0], state.parsed, "run")
+    state.show_notices()
+    name = st.sidebar.selectbox("Run", names, key=state.bind("run", wanted, lambda v: v in names))
+    state.publish({"run": name})
     try:
         store = store_for(str(runs[name].path))
     except ManifestError as exc:
-        st.error(str(exc))
+        notice(str(exc), "error")
         return None
     m = store.manifest
     with st.sidebar.expander("Run manifest", expanded=False):
@@ -83,7 +142,7 @@ def choose_run() -> tuple[str, RunStore] | None:
         st.sidebar.warning("Synthetic run: drawn at random with the shape of a real run, for load testing. "
                            "No number here is a measurement.", icon=":material/science:")
     for table, message in store.missing.items():
-        st.sidebar.warning(f"{table}: {message}")
+        st.sidebar.warning(escape_markdown(f"{table}: {message}"))
     return name, store
 
 
@@ -97,13 +156,8 @@ def run_model(store: RunStore):
     try:
         return model_for(m.model["source"], m.model["fingerprint"])
     except ModelLoadError as exc:
-        st.error(f"The model of this run could not be loaded: {exc}")
+        notice(f"The model of this run could not be loaded: {exc}", "error")
         return None
-
-
-def show_notices(parsed: Parsed) -> None:
-    for note in parsed.notices:
-        st.warning(note, icon=":material/link:")
 
 
 def guarded(fn):
@@ -111,7 +165,7 @@ def guarded(fn):
     try:
         fn()
     except RunDataError as exc:
-        st.error(str(exc))
+        notice(str(exc), "error")
 
 
 def download(df: pd.DataFrame, name: str, key: str) -> None:

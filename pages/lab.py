@@ -1,15 +1,20 @@
 """Lab: type a prompt, switch relation neurons off, compare next tokens and the greedy continuation."""
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from core.adapters import neuron_space_for
 from core.hooks import neuron_hooks
-from core.lab import (MAX_ABLATED, MAX_NEW_TOKENS, MAX_PROMPT_CHARS, LabInputError, compare_next_tokens,
-                      read_prompt, read_prompt_ablated, relation_activity, token_changes)
-from core.share_state import (Parsed, encode_list, format_neuron, parse_neuron, pick_int, pick_many, pick_neurons,
-                              pick_prompt, prompt_params)
-from pages.common import (SNAPSHOT_DIR, start_page, copy_link, guarded, params, run_model, set_params, show_notices)
+from core.lab import (MAX_ABLATED, MAX_NEW_TOKENS, MAX_PROMPT_CHARS, TOP_TOKENS, LabInputError, compare_next_tokens,
+                      continuation_table, fit_prompt, max_prompt_tokens, read_prompt, read_prompt_ablated,
+                      relation_activity)
+from core.share_state import (encode_list, format_neuron, parse_neuron, pick_int, pick_many,
+                              pick_neurons, pick_prompt, prompt_params)
+from pages.charts import CONDITION_COLORS, label_axis, row_step
+from pages.common import (SNAPSHOT_DIR, ViewState, copy_link, guarded, notice, run_model, start_page)
+try:  # TEMP until share_state has it
+    from core.share_state import PROMPT_KEYS
+except ImportError:
+    PROMPT_KEYS = ("prompt", "snap")
 
 run_name, store = start_page("Ablation lab")
 m = store.manifest
@@ -18,44 +23,62 @@ if lm is None:
     st.stop()
 space = neuron_space_for(lm.config, m.neurons["definition"])
 if space.total != store.total_neurons:
-    st.error(f"The model at {m.model['source']} has {space.total:,} neurons but the run was made for "
-             f"{store.total_neurons:,}: the model does not match the run. Rerun precompute for this model.")
+    notice(f"The model at {m.model['source']} has {space.total:,} neurons but the run was made for "
+           f"{store.total_neurons:,}: the model does not match the run. Rerun precompute for this model.", "error")
     st.stop()
 hooks = neuron_hooks(lm.model, space)
 ident_lang = m.options.get("identification_language", "en")
-examples = store.query("SELECT text FROM baseline WHERE split = 'evaluation' AND template_kind = 'train' "
-                       "AND language = ? ORDER BY prompt_id LIMIT 200", [ident_lang]).text.tolist() \
-    if store.available("baseline") else []
-default_prompt = examples[0] if examples else "The father of"
+k_limit = min(store.total_neurons, MAX_ABLATED)
+examples = store.example_prompts(ident_lang, min(m.k, k_limit)) if store.available("baseline") else None
+showcase = examples.sort_values("lp_drop", ascending=False).iloc[0] if examples is not None and len(examples) else None
+default_prompt = showcase.text if showcase is not None else "The father of"
 
-p, parsed = params(), Parsed()
+state = ViewState("lab")
+p, parsed = state.url, state.parsed
 prompt0 = pick_prompt(p, SNAPSHOT_DIR, default_prompt, parsed)
 rels0 = pick_many(p, "off", store.relations, [], parsed, "relation")
-k0 = pick_int(p, "k", 1, min(store.total_neurons, MAX_ABLATED), min(m.k, MAX_ABLATED), parsed, "k")
+k0 = pick_int(p, "k", 1, k_limit, min(m.k, k_limit), parsed, "k")
 extra0 = pick_neurons(p, "add", space, parsed)
 minus0 = pick_neurons(p, "remove", space, parsed)
 tokens0 = pick_int(p, "tokens", 1, MAX_NEW_TOKENS, MAX_NEW_TOKENS, parsed, "new tokens")
-show_notices(parsed)
+state.show_notices()
 
-if examples:
-    pick = st.selectbox("Pick an evaluation prompt (or type your own below)", ["—"] + examples[:200], index=0)
-    if pick != "—" and st.session_state.get("lab_last_pick") != pick:
-        st.session_state["lab_last_pick"] = pick
-        st.session_state["lab_prompt"] = pick
-if "lab_prompt" not in st.session_state:
-    st.session_state["lab_prompt"] = prompt0
-prompt = st.text_area(f"Prompt (up to {MAX_PROMPT_CHARS:,} characters)", key="lab_prompt", max_chars=MAX_PROMPT_CHARS,
-                      height=80)
+prompt_key = state.bind("prompt", prompt0, lambda v: isinstance(v, str), url_keys=PROMPT_KEYS)
+off_key = state.bind("off", rels0, lambda v: isinstance(v, list) and set(v) <= set(store.relations))
+
+
+def use_example() -> None:
+    choice = st.session_state.get("lab.example")
+    if choice is not None:
+        st.session_state[prompt_key] = examples.text.iloc[choice]
+
+
+def switch_off(relation: str) -> None:
+    st.session_state[off_key] = sorted(set(st.session_state[off_key]) | {relation})
+
+
+if examples is not None and len(examples):
+    st.selectbox(
+        f"Examples: evaluation prompts of every relation ({ident_lang}; type to search). Those marked ✗ lose their "
+        f"answer when their relation's top-{min(m.k, k_limit):,} is switched off.",
+        range(len(examples)), index=None, key="lab.example", on_change=use_example,
+        placeholder="Pick an example prompt…",
+        format_func=lambda i: (f"{examples.relation.iloc[i]} · {examples.text.iloc[i]} → {examples.gold.iloc[i]}"
+                               + ("  ✗" if examples.flips.iloc[i] else "")))
+prompt = st.text_area(f"Prompt (the model reads up to {max_prompt_tokens(lm.config, 0):,} tokens, new ones "
+                      "included)", key=prompt_key, height=80)
 c1, c2, c3 = st.columns([4, 2, 2])
-rels = c1.multiselect("Switch off the top-k neurons of", store.relations, default=rels0)
-k = c2.number_input(f"k per relation (≤ {min(store.total_neurons, MAX_ABLATED):,})", 1,
-                    min(store.total_neurons, MAX_ABLATED), k0, step=1)
-new_tokens = c3.number_input(f"New tokens (≤ {MAX_NEW_TOKENS})", 1, MAX_NEW_TOKENS, tokens0, step=1)
+rels = c1.multiselect("Switch off the top-k neurons of", store.relations, key=off_key)
+k = c2.number_input(f"k per relation (≤ {k_limit:,})", 1, k_limit, step=1,
+                    key=state.bind("k", k0, lambda v: isinstance(v, int) and 1 <= v <= k_limit))
+new_tokens = c3.number_input(f"New tokens (≤ {MAX_NEW_TOKENS})", 1, MAX_NEW_TOKENS, step=1,
+                             key=state.bind("tokens", tokens0, lambda v: isinstance(v, int) and 1 <= v <= MAX_NEW_TOKENS))
 c4, c5 = st.columns(2)
-add_text = c4.text_input("Also switch off (layer.module.index, comma-separated)",
-                         value=", ".join(format_neuron(n) for n in extra0), max_chars=2000)
-remove_text = c5.text_input("Keep on (remove from the set)", value=", ".join(format_neuron(n) for n in minus0),
-                            max_chars=2000)
+add_text = c4.text_input("Also switch off (layer.module.index, comma-separated)", max_chars=2000,
+                         key=state.bind("add", ", ".join(format_neuron(n) for n in extra0), lambda v: isinstance(v, str)))
+remove_text = c5.text_input("Keep on (remove from the set)", max_chars=2000,
+                            key=state.bind("remove", ", ".join(format_neuron(n) for n in minus0),
+                                           lambda v: isinstance(v, str)))
 
 
 def parse_list(text: str) -> list:
@@ -64,7 +87,7 @@ def parse_list(text: str) -> list:
         try:
             out.append(parse_neuron(item, space))
         except ValueError as exc:
-            st.warning(str(exc))
+            notice(str(exc))
     return list(dict.fromkeys(out))
 
 
@@ -74,15 +97,22 @@ chosen_ids = {int(i) for t in tops.values() for i in t.neuron}
 chosen_ids |= {space.flat_id(n) for n in extra}
 chosen_ids -= {space.flat_id(n) for n in minus}
 neurons = [space.neuron(i) for i in sorted(chosen_ids)]
-set_params({"off": encode_list(rels) or None, "k": k, "tokens": new_tokens, "prompt": None, "snap": None,
-            "add": encode_list(format_neuron(n) for n in extra) or None,
-            "remove": encode_list(format_neuron(n) for n in minus) or None})
 try:
-    set_params(prompt_params(prompt, SNAPSHOT_DIR))
+    prompt_url = prompt_params(prompt, SNAPSHOT_DIR)
 except OSError as exc:
-    st.warning(f"This prompt could not be saved for the link ({exc}); the link will not carry it.")
+    prompt_url = {}
+    notice(f"This prompt could not be saved for the link ({exc}); the link will not carry it.")
+state.publish({"off": encode_list(rels) or None, "k": k, "tokens": new_tokens,
+               **{key: prompt_url.get(key) for key in PROMPT_KEYS},
+               "add": encode_list(format_neuron(n) for n in extra) or None,
+               "remove": encode_list(format_neuron(n) for n in minus) or None})
 st.caption(f"{len(neurons):,} neurons off ({len(neurons) / space.total:.2%} of {space.total:,}). "
-           f"Limits: {MAX_PROMPT_CHARS:,} characters, {MAX_NEW_TOKENS} new tokens, {MAX_ABLATED:,} neurons.")
+           f"Limits: {MAX_PROMPT_CHARS:,} characters and the model's positions per prompt, {MAX_NEW_TOKENS} new "
+           f"tokens, {MAX_ABLATED:,} neurons.")
+if showcase is not None and prompt == showcase.text and showcase.relation not in rels:
+    st.button(f"This example is a {showcase.relation} fact: switch off {showcase.relation}'s top-{int(k):,} "
+              "and watch its answer change", icon=":material/power_settings_new:", on_click=switch_off,
+              args=(showcase.relation,))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -90,58 +120,69 @@ def baseline_for(run: str, text: str, n_tokens: int):
     return read_prompt(lm, text, new_tokens=n_tokens)
 
 
-def readout_section():
-    try:
-        base = baseline_for(run_name, prompt, int(new_tokens))
-        ablated = read_prompt_ablated(lm, hooks, prompt, neurons, new_tokens=int(new_tokens)) if neurons else base
-    except LabInputError as exc:
-        st.info(str(exc))
-        return
-    table = compare_next_tokens(base, ablated, lm.tokenizer)
-    long = table.melt(id_vars=["token_id", "token"], value_vars=["baseline", "ablated"], var_name="side",
-                      value_name="probability").dropna()
-    long["label"] = long.token.map(repr)
+def next_token_chart(table) -> alt.Chart:
+    long = table.melt(id_vars=["rank", "token", "token_id"], value_vars=["baseline", "ablated"], var_name="side",
+                      value_name="probability")
+    long["side"] = long.side.map({"baseline": "baseline", "ablated": "neurons off"})
+    sides = ["baseline", "neurons off"]
+    order = list(dict.fromkeys(table.token))
+    return alt.Chart(long).mark_bar().encode(
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        y=alt.Y("token:N", sort=order, title=None, axis=label_axis()),
+        yOffset=alt.YOffset("side:N", sort=sides),
+        color=alt.Color("side:N", sort=sides, title=None, legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(domain=sides, range=[CONDITION_COLORS["baseline"], CONDITION_COLORS["ablated"]])),
+        tooltip=["rank", "token", "token_id", "side", alt.Tooltip("probability:Q", format=".4f")],
+    ).properties(height=row_step())
+
+
+def readout_section(text: str):
+    base = baseline_for(run_name, text, int(new_tokens))
+    ablated = read_prompt_ablated(lm, hooks, text, neurons, new_tokens=int(new_tokens)) if neurons else base
     left, right = st.columns(2)
     with left:
-        st.subheader("Next token: top 10")
-        chart = alt.Chart(long).mark_bar().encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("label:N", sort="-x", title=None),
-            color=alt.Color("side:N", sort=["baseline", "ablated"]), yOffset=alt.YOffset("side:N", sort=["baseline", "ablated"]),
-            tooltip=["side", "token", "token_id", alt.Tooltip("probability:Q", format=".4f")])
-        st.altair_chart(chart, width="stretch")
-        st.dataframe(table, hide_index=True)
+        st.subheader(f"Next token: top {TOP_TOKENS}")
+        by_base = compare_next_tokens(base, ablated, lm.tokenizer, "baseline")
+        st.altair_chart(next_token_chart(by_base), width="stretch")
+        st.caption(f"The baseline's {TOP_TOKENS} most likely next tokens, each with its probability with the "
+                   "neurons off.")
+        st.markdown(f"**With the neurons off: top {TOP_TOKENS}**")
+        st.dataframe(compare_next_tokens(base, ablated, lm.tokenizer, "ablated"), hide_index=True,
+                     column_config={c: st.column_config.NumberColumn(c, format="%.4f")
+                                    for c in ("baseline", "ablated", "change")})
     with right:
         st.subheader(f"Greedy continuation (≤ {int(new_tokens)} tokens)")
-        st.markdown("**Baseline**")
-        st.code(prompt + base.continuation, language=None, wrap_lines=True)
-        st.markdown("**With the neurons off**")
-        st.code(prompt + ablated.continuation, language=None, wrap_lines=True)
-        changed = token_changes(base.continuation_ids, ablated.continuation_ids)
-        tokens = pd.DataFrame({
-            "position": range(1, max(len(base.continuation_ids), len(ablated.continuation_ids)) + 1)})
-        tokens["baseline_id"] = pd.Series(base.continuation_ids, dtype="Int64")
-        tokens["ablated_id"] = pd.Series(ablated.continuation_ids, dtype="Int64")
-        tokens["changed"] = [bool(c) for c in changed] + [True] * (len(tokens) - len(changed))
+        st.markdown("**Baseline answer**")
+        st.code(base.continuation or "(end of text)", language=None, wrap_lines=True)
+        st.markdown("**Answer with the neurons off**")
+        st.code(ablated.continuation or "(end of text)", language=None, wrap_lines=True)
+        tokens = continuation_table(base, ablated, lm.tokenizer)
+        changed = int(tokens.changed.sum())
+        first = tokens.position[tokens.changed].min() if changed else None
+        st.caption(f"{changed} of {len(tokens)} positions differ" + (f"; the first at position {first}." if changed
+                                                                     else "."))
         st.dataframe(tokens, hide_index=True)
-        st.caption(f"{sum(tokens.changed)} of {len(tokens)} positions differ by token id.")
 
 
-def activity_section():
+def activity_section(text: str):
     st.subheader("This prompt's activity on each relation's top-k neurons")
     st.caption("Scaled per neuron: 0 = the identification negatives' mean, 1 = the positives' mean; averaged over "
                f"each relation's top-{int(k):,} ({ident_lang}).")
-    try:
-        sets = {r: store.top_neurons(r, ident_lang, int(k)) for r in store.relations}
-        act = relation_activity(hooks, lm.tokenizer, prompt, sets, m.options.get("pooling", "mean"))
-    except LabInputError as exc:
-        st.info(str(exc))
-        return
+    sets = {r: store.top_neurons(r, ident_lang, int(k)) for r in store.relations}
+    act = relation_activity(hooks, lm.tokenizer, text, sets, m.options.get("pooling", "mean"))
     chart = alt.Chart(act).mark_bar().encode(
-        x=alt.X("activity:Q"), y=alt.Y("relation:N", sort="-x", title=None),
-        tooltip=["relation", alt.Tooltip("activity:Q", format=".2f"), "neurons"])
+        x=alt.X("activity:Q"), y=alt.Y("relation:N", sort="-x", title=None, axis=label_axis()),
+        tooltip=["relation", alt.Tooltip("activity:Q", format=".2f"), "neurons"]).properties(height=row_step())
     st.altair_chart(chart, width="stretch")
 
 
-guarded(readout_section)
-guarded(activity_section)
+try:
+    fitted = fit_prompt(lm.tokenizer, lm.config, prompt, int(new_tokens))
+except LabInputError as exc:
+    st.info(str(exc))
+else:
+    for cut in fitted.notices:
+        notice(cut, "info", icon=":material/content_cut:")
+    guarded(lambda: readout_section(fitted.text))
+    guarded(lambda: activity_section(fitted.text))
 copy_link()

@@ -3,13 +3,15 @@ import altair as alt
 import streamlit as st
 
 from core.manifest import neuron_space
-from core.share_state import Parsed, format_neuron, parse_neuron, pick_one
-from pages.common import start_page, copy_link, download, guarded, params, set_params, show_notices
+from core.share_state import format_neuron, parse_neuron, pick_one
+from pages.charts import label_axis, row_step
+from pages.common import ViewState, copy_link, download, guarded, notice, start_page
 
 run_name, store = start_page("Neuron inspector")
 m = store.manifest
 space = neuron_space(m)
-p, parsed = params(), Parsed()
+state = ViewState("neuron")
+p, parsed = state.url, state.parsed
 ident_lang = m.options.get("identification_language", "en")
 default = "0"
 try:
@@ -25,16 +27,18 @@ except ValueError as exc:
     neuron = space.neuron(int(default))
 lang0 = pick_one(p, "lang", store.languages, ident_lang if ident_lang in store.languages else store.languages[0],
                  parsed, "language")
-show_notices(parsed)
+state.show_notices()
 
 c1, c2 = st.columns([3, 2])
-text = c1.text_input("Neuron (layer.module.index or flat id)", value=format_neuron(neuron), max_chars=64)
+text = c1.text_input("Neuron (layer.module.index or flat id)", max_chars=64,
+                     key=state.bind("neuron", format_neuron(neuron)))
 try:
     neuron = parse_neuron(text, space)
 except ValueError as exc:
-    st.warning(str(exc))
-lang = c2.selectbox("Language of the top prompts", store.languages, index=store.languages.index(lang0))
-set_params(dict(neuron=format_neuron(neuron), lang=lang))
+    notice(f"{exc}; still showing {format_neuron(neuron)}.")
+lang = c2.selectbox("Language of the top prompts", store.languages,
+                    key=state.bind("lang", lang0, store.languages.__contains__))
+state.publish(dict(neuron=format_neuron(neuron), lang=lang))
 flat = space.flat_id(neuron)
 st.caption(f"Neuron **{neuron}**, flat id {flat:,} of {space.total:,} ({m.neurons['definition']} definition).")
 
@@ -43,13 +47,13 @@ def profile_section():
     prof = store.neuron_profile(flat)
     st.subheader("Average precision per relation and language")
     chart = alt.Chart(prof).mark_rect().encode(
-        x=alt.X("language:N"), y=alt.Y("relation:N", title=None),
+        x=alt.X("language:N", axis=label_axis()), y=alt.Y("relation:N", title=None, axis=label_axis()),
         color=alt.Color("ap:Q", title="AP", scale=alt.Scale(domain=[0, 1], scheme="purples")),
         tooltip=["relation", "language", alt.Tooltip("ap:Q", format=".3f"), "rank",
                  alt.Tooltip("mean_pos:Q", format=".3f", title="mean on positives"),
                  alt.Tooltip("median_pos:Q", format=".3f", title="median on positives"),
                  alt.Tooltip("mean_neg:Q", format=".3f", title="mean on negatives")],
-    ).properties(height=26 * len(store.relations))
+    ).properties(height=row_step())
     st.altair_chart(chart, width="stretch")
     st.dataframe(prof, hide_index=True)
     download(prof, f"{run_name}-neuron-{flat}", "profile")

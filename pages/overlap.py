@@ -3,97 +3,119 @@ import altair as alt
 import streamlit as st
 
 from core.manifest import module_sizes
-from core.overlap import METRICS, MODES, complete_grid, filtered_total, overlap_long
+from core.overlap import METRICS, MODES, complete_grid, filtered_total, heatmap_cells, overlap_long
 from core.share_state import Parsed, encode_list, pick_int, pick_many, pick_one, pick_range
-from pages.common import start_page, copy_link, download, guarded, params, set_params, show_notices
+from pages.charts import label_axis, row_step
+from pages.common import ViewState, copy_link, download, guarded, show_notices, start_page
 
-METRIC_LABEL = {"count": "shared neurons", "jaccard": "Jaccard", "chance_ratio": "ratio to chance (k·k/N)"}
+METRIC_LABEL = {"count": "shared neurons", "jaccard": "Jaccard",
+                "chance_ratio": "ratio to random sets (shared ÷ |A|·|B|/N)"}
 MODE_LABEL = {"relations": "relation × relation", "languages": "language × language (one relation)",
               "relation_language": "relation × language (vs. the identification language)"}
+DIAGONAL_LABEL = {"mask": "masked (grey)", "show": "on the scale"}
 
 run_name, store = start_page("Overlap of relation neurons")
 m = store.manifest
 modules_all = [name for name, _ in module_sizes(m)]
 last_layer = m.neurons["num_layers"] - 1
 ident_lang = m.options.get("identification_language", "en")
-p, parsed = params(), Parsed()
-state = dict(
+state = ViewState("overlap")
+p, parsed = state.url, state.parsed
+url = dict(
     k=pick_int(p, "k", 1, store.total_neurons, m.k, parsed, "k"),
     mode=pick_one(p, "mode", list(MODES), "relations", parsed, "view"),
     metric=pick_one(p, "metric", list(METRICS), "count", parsed, "metric"),
+    diag=pick_one(p, "diag", list(DIAGONAL_LABEL), "mask", parsed, "diagonal"),
     lang=pick_one(p, "lang", store.languages, ident_lang if ident_lang in store.languages else store.languages[0],
                   parsed, "language"),
     rel=pick_one(p, "rel", store.relations, store.relations[0], parsed, "relation"),
     layers=pick_range(p, "layers", 0, last_layer, parsed, "layers"),
     modules=pick_many(p, "modules", modules_all, modules_all, parsed, "module") or modules_all,
 )
-show_notices(parsed)
+state.show_notices()
 
-c1, c2, c3 = st.columns([2, 2, 3])
-mode = c1.selectbox("View", MODES, index=MODES.index(state["mode"]), format_func=MODE_LABEL.get)
-metric = c2.selectbox("Metric", METRICS, index=METRICS.index(state["metric"]), format_func=METRIC_LABEL.get)
-k = c3.number_input(f"k (top neurons per set, 1–{store.total_neurons:,})", 1, store.total_neurons, state["k"], step=1)
-c4, c5, c6 = st.columns([2, 2, 3])
+c1, c2, c3, c4 = st.columns([3, 3, 3, 2])
+mode = c1.selectbox("View", MODES, format_func=MODE_LABEL.get, key=state.bind("mode", url["mode"], MODES.__contains__))
+metric = c2.selectbox("Metric", METRICS, format_func=METRIC_LABEL.get,
+                      key=state.bind("metric", url["metric"], METRICS.__contains__))
+k = c3.number_input(f"k (top neurons per set, 1–{store.total_neurons:,})", 1, store.total_neurons, step=1,
+                    key=state.bind("k", url["k"], lambda v: isinstance(v, int) and 1 <= v <= store.total_neurons))
+diag = c4.selectbox("Diagonal", list(DIAGONAL_LABEL), format_func=DIAGONAL_LABEL.get,
+                    key=state.bind("diag", url["diag"], DIAGONAL_LABEL.__contains__),
+                    help="A set shares all of itself with itself: on the same scale as the rest, the diagonal makes every "
+                         "other cell pale.")
+c5, c6, c7 = st.columns([3, 3, 5])
+# Only the selector the view uses is shown; the other keeps its URL value for when the view changes back.
+lang, rel = url["lang"], url["rel"]
 if mode == "relations":
-    lang = c4.selectbox("Language", store.languages, index=store.languages.index(state["lang"]))
-    rel = state["rel"]
-else:
-    rel = c4.selectbox("Relation", store.relations, index=store.relations.index(state["rel"]))
-    lang = state["lang"]
-layers = c5.slider("Layers", 0, last_layer, state["layers"]) if last_layer > 0 else (0, 0)
-modules = c6.multiselect("Modules", modules_all, default=state["modules"]) or modules_all
-set_params(dict(k=k, mode=mode, metric=metric, lang=lang, rel=rel, layers=f"{layers[0]}-{layers[1]}",
-                modules=encode_list(modules) if modules != modules_all else None))
-
-if mode == "relations":
-    rows = [(r, lang) for r in store.relations]
+    lang = c5.selectbox("Language", store.languages, key=state.bind("lang", url["lang"], store.languages.__contains__))
 elif mode == "languages":
-    rows = [(rel, l) for l in store.languages]
+    rel = c5.selectbox("Relation", store.relations, key=state.bind("rel", url["rel"], store.relations.__contains__))
 else:
-    rows = [(r, l) for r in store.relations for l in store.languages]
+    c5.caption(f"Each relation's top-k in every language against its own top-k in {ident_lang}.")
+if last_layer > 0:
+    layers = c6.slider("Layers", 0, last_layer, key=state.bind(
+        "layers", url["layers"], lambda v: isinstance(v, tuple) and 0 <= v[0] <= v[1] <= last_layer))
+else:
+    layers = (0, 0)
+modules = c7.multiselect("Modules", modules_all, key=state.bind(
+    "modules", url["modules"], lambda v: isinstance(v, list) and set(v) <= set(modules_all))) or modules_all
+state.publish(dict(k=k, mode=mode, metric=metric, diag=diag, lang=lang, rel=rel,
+                   layers=f"{layers[0]}-{layers[1]}" if layers != (0, last_layer) else None,
+                   modules=encode_list(modules) if modules != modules_all else None))
 total = filtered_total(dict(module_sizes(m)), modules, tuple(layers))
 
 
 def heatmap_section():
-    shared, sizes = store.overlap_counts(int(k), sorted({l for _, l in rows} | {ident_lang}), tuple(layers), modules)
+    shared, sizes = store.overlap_counts(int(k), sorted(set(store.languages)), tuple(layers), modules)
     long = overlap_long(complete_grid(shared, [(r, l) for r in store.relations for l in store.languages]),
                         sizes, metric, total)
-    if mode == "relations":
-        data = long[(long.language_a == lang) & (long.language_b == lang)].assign(row=lambda d: d.relation_a,
-                                                                                   col=lambda d: d.relation_b)
-    elif mode == "languages":
-        data = long[(long.relation_a == rel) & (long.relation_b == rel)].assign(row=lambda d: d.language_a,
-                                                                                col=lambda d: d.language_b)
-    else:
-        data = long[(long.relation_a == long.relation_b) & (long.language_b == ident_lang)].assign(
-            row=lambda d: d.relation_a, col=lambda d: d.language_a)
-    data = data.sort_values(["row", "col"]).reset_index(drop=True)
+    rows_all = store.relations if mode != "languages" else store.languages
+    cols_all = store.relations if mode == "relations" else store.languages
+    cell_notes = Parsed()  # the cell's row and column depend on the view, so they are checked here
+    a0 = pick_one(p, "a", rows_all, rows_all[0], cell_notes, "row")
+    b0 = pick_one(p, "b", cols_all, cols_all[min(1, len(cols_all) - 1)], cell_notes, "column")
+    show_notices(cell_notes)
+    click = _clicked_cell()
+    if click is not None and click[0] in rows_all and click[1] in cols_all:
+        state.set("a", click[0])
+        state.set("b", click[1])
+    a_key = state.bind("a", a0, rows_all.__contains__)
+    b_key = state.bind("b", b0, cols_all.__contains__)
+    data = heatmap_cells(long, mode, lang=lang, relation=rel, identification_language=ident_lang,
+                         selected=(st.session_state[a_key], st.session_state[b_key]))
     st.caption(f"Top-{int(k):,} sets inside layers {layers[0]}–{layers[1]} and modules {', '.join(modules)} "
-               f"(N = {total:,}); two random sets of this size would share {int(k) ** 2 / max(total, 1):.1f} on average "
-               "before filtering.")
+               f"(N = {total:,} neurons). Ratio to random sets: shared neurons divided by |A|·|B|/N, what two "
+               "random sets of the filtered sizes |A|, |B| would share on average.")
+    off_diagonal = data[~data.diagonal].value
+    top = float(off_diagonal.max()) if diag == "mask" and len(off_diagonal) and off_diagonal.max() > 0 else None
+    color = alt.Color("value:Q", title=METRIC_LABEL[metric],
+                      scale=alt.Scale(scheme="blues", domain=[0, top] if top else alt.Undefined, clamp=True))
+    if diag == "mask":
+        color = alt.condition("datum.diagonal", alt.value("#d9d9d9"), color)
     pick = alt.selection_point(fields=["row", "col"], name="cell")
-    fmt = {"count": ",.0f", "jaccard": ".3f", "chance_ratio": ".1f"}[metric]
     chart = alt.Chart(data).mark_rect().encode(
-        x=alt.X("col:N", title=None, sort=None), y=alt.Y("row:N", title=None, sort=None),
-        color=alt.Color("value:Q", title=METRIC_LABEL[metric], scale=alt.Scale(scheme="blues")),
+        x=alt.X("col:N", title=None, sort=cols_all, axis=label_axis(angle=-40)),
+        y=alt.Y("row:N", title=None, sort=rows_all, axis=label_axis()),
+        color=color,
+        stroke=alt.condition("datum.selected", alt.value("#d62728"), alt.value(None)),
+        strokeWidth=alt.condition("datum.selected", alt.value(3), alt.value(0)),
         tooltip=[alt.Tooltip("row:N", title="row"), alt.Tooltip("col:N", title="column"),
-                 alt.Tooltip("value:Q", format=fmt, title=METRIC_LABEL[metric]),
-                 alt.Tooltip("shared:Q", title="shared"), alt.Tooltip("jaccard:Q", format=".3f"),
-                 alt.Tooltip("chance_ratio:Q", format=".1f", title="ratio to chance"),
-                 alt.Tooltip("expected:Q", format=".1f", title="expected by chance")],
-    ).add_params(pick).properties(height=max(240, 30 * data.row.nunique()))
-    event = st.altair_chart(chart, width="stretch", on_select="rerun", key="overlap_chart")
-    download(data.drop(columns=["row", "col"]), f"{run_name}-overlap-{mode}-k{int(k)}", "overlap")
-    selected = (event or {}).get("selection", {}).get("cell", []) if isinstance(event, dict) else []
-    labels = sorted(data.row.unique())
-    cols = sorted(data.col.unique())
+                 alt.Tooltip("shared:Q", title="shared neurons"), alt.Tooltip("size_a:Q", title="|A| (row)"),
+                 alt.Tooltip("size_b:Q", title="|B| (column)"), alt.Tooltip("jaccard:Q", format=".3f", title="Jaccard"),
+                 alt.Tooltip("expected:Q", format=".1f", title="random sets would share"),
+                 alt.Tooltip("chance_ratio:Q", format=".1f", title="ratio to random sets")],
+    ).add_params(pick).properties(height=row_step())
+    st.altair_chart(chart, width="stretch", on_select="rerun", key="overlap_chart")
+    st.caption("Click a cell to list its shared neurons below; the chosen cell is outlined in red. A masked diagonal "
+               "is grey: a set shares all of itself with itself, so the colour scale is set by the other cells.")
+    download(data.drop(columns=["row", "col", "selected"]), f"{run_name}-overlap-{mode}-k{int(k)}", "overlap")
+
     st.subheader("Shared neurons of one cell")
     s1, s2 = st.columns(2)
-    default_a = selected[0]["row"] if selected else p.get("a")
-    default_b = selected[0]["col"] if selected else p.get("b")
-    a = s1.selectbox("Row", labels, index=labels.index(default_a) if default_a in labels else 0)
-    b = s2.selectbox("Column", cols, index=cols.index(default_b) if default_b in cols else min(1, len(cols) - 1))
-    set_params(dict(a=a, b=b))
+    a = s1.selectbox("Row", rows_all, key=a_key)
+    b = s2.selectbox("Column", cols_all, key=b_key)
+    state.publish(dict(a=a, b=b))
     if mode == "relations":
         pa, pb = (a, lang), (b, lang)
     elif mode == "languages":
@@ -107,6 +129,17 @@ def heatmap_section():
                            for _, r in neurons.iterrows()]
         st.dataframe(neurons, hide_index=True,
                      column_config={"page": st.column_config.LinkColumn("neuron page", display_text="open")})
+
+
+def _clicked_cell() -> tuple[str, str] | None:
+    """The cell just clicked on the heatmap, once: a click is applied on the run it happens, not again later."""
+    event = st.session_state.get("overlap_chart")
+    cells = event.get("selection", {}).get("cell", []) if isinstance(event, dict) else []
+    click = (cells[0].get("row"), cells[0].get("col")) if cells else None
+    if click == st.session_state.get("overlap.applied_click"):
+        return None
+    st.session_state["overlap.applied_click"] = click
+    return click
 
 
 guarded(heatmap_section)

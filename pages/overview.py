@@ -3,14 +3,17 @@ import altair as alt
 import streamlit as st
 
 from core.manifest import module_sizes
-from core.share_state import Parsed, pick_one
-from pages.common import start_page, copy_link, download, guarded, params, set_params, show_notices
+from core.share_state import pick_one
+from pages.charts import label_axis, row_step
+from pages.common import ViewState, copy_link, download, guarded, start_page
+
+TEMPLATE_KINDS = {"train": "trained templates", "heldout": "held-out templates"}
 
 run_name, store = start_page("Overview")
 m = store.manifest
-parsed = Parsed()
-kind = pick_one(params(), "tk", ["train", "heldout"], "train", parsed, "template kind")
-show_notices(parsed)
+state = ViewState("overview")
+kind0 = pick_one(state.url, "tk", list(TEMPLATE_KINDS), "train", state.parsed, "template kind")
+state.show_notices()
 
 cols = st.columns(4)
 cols[0].metric("Model", m.model["model_type"], help=m.model["source"])
@@ -20,21 +23,23 @@ cols[3].metric("Languages", len(store.languages), help=", ".join(store.languages
 st.caption(f"Neuron definition **{m.neurons['definition']}**: " + ", ".join(
     f"{name} x{size:,} per layer" for name, size in module_sizes(m)) + f" over {m.neurons['num_layers']} layers.")
 
-kind = st.radio("Templates", ["train", "heldout"], index=["train", "heldout"].index(kind), horizontal=True,
-                format_func=lambda k: {"train": "trained templates", "heldout": "held-out templates"}[k])
-set_params({"tk": kind})
+kind = st.radio("Templates", list(TEMPLATE_KINDS), horizontal=True, format_func=TEMPLATE_KINDS.get,
+                key=state.bind("tk", kind0, lambda v: v in TEMPLATE_KINDS))
+state.publish({"tk": kind})
 
 
 def accuracy_section():
     acc = store.baseline_accuracy(template_kind=kind)
     st.subheader("Baseline accuracy on the evaluation prompts (greedy, 2 tokens, prefix match)")
     chart = alt.Chart(acc).mark_rect().encode(
-        x=alt.X("language:N", title="language"), y=alt.Y("relation:N", title=None),
+        x=alt.X("language:N", title="language", axis=label_axis()), y=alt.Y("relation:N", title=None, axis=label_axis()),
         color=alt.Color("accuracy:Q", scale=alt.Scale(domain=[0, 1], scheme="viridis")),
         tooltip=["relation", "language", alt.Tooltip("accuracy:Q", format=".1%"), "prompts"],
-    ).properties(height=28 * len(store.relations))
-    text = chart.mark_text(fontSize=11).encode(text=alt.Text("accuracy:Q", format=".0%"),
-                                               color=alt.value("white"))
+    ).properties(height=row_step())
+    # Dark text on the light end of viridis, white on the dark end: readable on every cell.
+    text = chart.mark_text(fontSize=12, fontWeight="bold").encode(
+        text=alt.Text("accuracy:Q", format=".0%"),
+        color=alt.condition("datum.accuracy > 0.6", alt.value("black"), alt.value("white")))
     st.altair_chart(chart + text, width="stretch")
     download(acc, f"{run_name}-baseline-accuracy-{kind}", "acc")
 

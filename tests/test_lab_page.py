@@ -1,7 +1,9 @@
 """The lab page against direct core calls, and share links that round-trip."""
 import pytest
 
-from apptest_helpers import PAGES, assert_clean, run_page, texts
+import numpy as np
+
+from apptest_helpers import PAGES, assert_clean, chart_frames, run_page, texts
 from core.adapters import neuron_space_for
 from core.demo import DEMO_RUN_DIR
 from core.hooks import neuron_hooks
@@ -30,12 +32,15 @@ def test_lab_ablation_equals_core(store, tmp_path, monkeypatch):
     top = store.top_neurons("person_father", "en", store.manifest.k)
     base = read_prompt(lm, prompt, new_tokens=8)
     ablated = read_prompt_ablated(lm, hooks, prompt, [space.neuron(int(i)) for i in top.neuron], new_tokens=8)
-    assert prompt + base.continuation in codes
-    assert prompt + ablated.continuation in codes
-    table = at.dataframe[0].value
-    best = table.sort_values("baseline", ascending=False).iloc[0]
-    assert best.token_id == base.next_tokens[0][0]
-    assert abs(best.baseline - base.next_tokens[0][2]) < 1e-6
+    assert base.continuation in codes and ablated.continuation in codes  # the answers, apart from the prompt
+    assert prompt not in codes
+    ranked_after = at.dataframe[0].value  # the top 10 with the neurons off
+    assert len(ranked_after) == 10
+    assert ranked_after.token_id.tolist() == ablated.top(10)
+    np.testing.assert_allclose(ranked_after.baseline, base.probs[ablated.top(10)], rtol=1e-6)
+    np.testing.assert_allclose(ranked_after.ablated, ablated.probs[ablated.top(10)], rtol=1e-6)
+    drawn = chart_frames(at)[0]  # the baseline's top 10, each with both probabilities
+    assert sorted(set(drawn.token_id)) == sorted(base.top(10))
 
 
 def test_lab_explains_an_empty_prompt():
