@@ -23,8 +23,15 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(extra_env: dict | None = None, timeout: float = 90):
+    with streamlit_script_server(ROOT / "app.py", extra_env, timeout) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def streamlit_script_server(script: Path, extra_env: dict | None = None, timeout: float = 90):
+    """`streamlit run script` (any script, run from the repository root); yields its address once healthy."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
     env = {**os.environ, **(extra_env or {})}
@@ -59,6 +66,19 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
         "() => document.querySelector('[data-testid=\"stStatusWidget\"]') === null"
         " && document.querySelectorAll('[data-testid=\"stMainBlockContainer\"] *').length > 20",
         timeout=timeout_ms)
+
+
+# The app's script-run state (an attribute Streamlit's own browser tests read) says "notRunning" at once; the
+# status widget only shows a run that has lasted a while. Stale elements (data-stale) are those not redrawn yet.
+SETTLED_JS = ("() => document.querySelector("
+              "'[data-testid=\"stApp\"][data-test-script-state=\"notRunning\"]') !== null"
+              " && document.querySelector('[data-testid=\"stStatusWidget\"]') === null"
+              " && document.querySelector('[data-stale=\"true\"]') === null")
+
+
+def wait_until_settled(page, timeout_ms: int = 60_000) -> None:
+    """Wait until the script run is finished (script state, no running indicator) and no element is stale."""
+    page.wait_for_function(SETTLED_JS, timeout=timeout_ms)
 
 
 def seconds_to_chart(browser, address: str, timeout_ms: int = 120_000) -> float:

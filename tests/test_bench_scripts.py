@@ -1,7 +1,10 @@
 """The scale benchmarks run end to end at toy sizes (their figures come from running them at full size)."""
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,3 +27,12 @@ def test_memory_benchmark_runs_at_a_small_size(tmp_path):
                      "--work", str(tmp_path))
     assert "peak resident" in out and "extrapolated to all 3,000 neurons" in out
     assert not list(tmp_path.glob("*.npy"))  # the capture file is removed afterwards
+
+
+def test_browser_benchmark_times_a_lab_toggle():
+    """One off/on cycle on the lab only (the full run starts 7 servers); skipped without a browser."""
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    if shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    out = run_script("bench/browser_speed.py", "--pages", "lab", "--cycles", "1", "--no-reference")
+    assert "first switch-off (cold)" in out and "warm switch-on" in out and "target < 1 s" in out
