@@ -1,8 +1,14 @@
 """Relation Neuron Explorer: Streamlit entry point. `streamlit run app.py [-- --runs-dir DIR]`."""
 import argparse
+import re
 import sys
+from urllib.parse import urlparse
 
 import streamlit as st
+
+from core.text import escape_markdown
+
+UNKNOWN_PATH = re.compile(r"[A-Za-z0-9_-]{1,64}")  # one path segment; a nested path never reaches the script
 
 st.set_page_config(page_title="Relation Neuron Explorer", page_icon=":material/psychology:", layout="wide")
 
@@ -17,13 +23,40 @@ def _runs_dir_argument() -> str | None:
 if _runs_dir_argument():
     st.session_state["runs_dir_override"] = _runs_dir_argument()
 
+
+def _requested_path() -> str:
+    try:
+        return urlparse(st.context.url or "").path.strip("/")
+    except Exception:  # outside a browser session (AppTest) there is no URL
+        return ""
+
+
+def _no_such_page() -> None:
+    st.title("No such page")
+    st.warning(f"There is no page at /{escape_markdown(_requested_path())}. The explorer's pages:", icon=":material/link_off:")
+    for page in pages:
+        st.page_link(page, label=page.title, icon=page.icon)
+
+
+def _open_overview() -> None:
+    """The app's root: the overview at its own path, so /overview (what links and the README name) is a page."""
+    st.switch_page(pages[0], query_params=st.query_params.to_dict())
+
+
 pages = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview"),
     st.Page("pages/overlap.py", title="Overlap", icon=":material/grid_on:", url_path="overlap"),
     st.Page("pages/layers.py", title="Layers", icon=":material/bar_chart:", url_path="layers"),
     st.Page("pages/neuron.py", title="Neuron", icon=":material/biotech:", url_path="neuron"),
     st.Page("pages/effects.py", title="Effects", icon=":material/trending_down:", url_path="effects"),
     st.Page("pages/lab.py", title="Lab", icon=":material/science:", url_path="lab"),
 ]
+PAGE_PATHS = {"overview", "overlap", "layers", "neuron", "effects", "lab"}  # the url_path of each page above
+requested = _requested_path()
+pages.append(st.Page(_open_overview, title="Relation Neuron Explorer", url_path="home", default=True,
+                     visibility="hidden"))
+if requested not in PAGE_PATHS and UNKNOWN_PATH.fullmatch(requested):
+    # A hidden page at exactly the unknown path: Streamlit then shows it instead of its "Page not found" dialog.
+    pages.append(st.Page(_no_such_page, title="No such page", url_path=requested, visibility="hidden"))
 st.sidebar.caption("Relation Neuron Explorer — *On Relation-Specific Neurons in LLMs* (Liu et al. 2025)")
 st.navigation(pages).run()

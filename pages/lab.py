@@ -29,7 +29,14 @@ if space.total != store.total_neurons:
 hooks = neuron_hooks(lm.model, space)
 ident_lang = m.options.get("identification_language", "en")
 k_limit = min(store.total_neurons, MAX_ABLATED)
-examples = store.example_prompts(ident_lang, min(m.k, k_limit)) if store.available("baseline") else None
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def examples_for(run: str, language: str, k: int):
+    return store.example_prompts(language, k) if store.available("baseline") else None
+
+
+examples = examples_for(run_name, ident_lang, min(m.k, k_limit))
 showcase = examples.sort_values("lp_drop", ascending=False).iloc[0] if examples is not None and len(examples) else None
 default_prompt = showcase.text if showcase is not None else "The father of"
 
@@ -109,15 +116,30 @@ state.publish({"off": encode_list(rels) or None, "k": k, "tokens": new_tokens,
 st.caption(f"{len(neurons):,} neurons off ({len(neurons) / space.total:.2%} of {space.total:,}). "
            f"Limits: {MAX_PROMPT_CHARS:,} characters and the model's positions per prompt, {MAX_NEW_TOKENS} new "
            f"tokens, {MAX_ABLATED:,} neurons.")
-if showcase is not None and prompt == showcase.text and showcase.relation not in rels:
-    st.button(f"This example is a {showcase.relation} fact: switch off {showcase.relation}'s top-{int(k):,} "
-              "and watch its answer change", icon=":material/power_settings_new:", on_click=switch_off,
-              args=(showcase.relation,))
+if showcase is not None and prompt == showcase.text:
+    # Drawn in both states, so the elements below keep their places when the relation is switched off or on.
+    is_off = showcase.relation in rels
+    st.button(f"{showcase.relation}'s top-{int(k):,} is off: compare the two answers below" if is_off else
+              f"This example is a {showcase.relation} fact: switch off {showcase.relation}'s top-{int(k):,} and "
+              "watch its answer change", icon=":material/power_settings_new:", on_click=switch_off,
+              args=(showcase.relation,), disabled=is_off, key="lab.showcase")
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def baseline_for(run: str, text: str, n_tokens: int):
     return read_prompt(lm, text, new_tokens=n_tokens)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def ablated_for(run: str, text: str, n_tokens: int, neuron_ids: tuple[int, ...]):
+    return read_prompt_ablated(lm, hooks, text, [space.neuron(i) for i in neuron_ids], new_tokens=n_tokens)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def activity_for(run: str, text: str, k_each: int):
+    """Independent of what is switched off, so a toggle does not recompute it."""
+    sets = {r: store.top_neurons(r, ident_lang, k_each) for r in store.relations}
+    return relation_activity(hooks, lm.tokenizer, text, sets, m.options.get("pooling", "mean"))
 
 
 def next_token_chart(table) -> alt.Chart:
@@ -138,7 +160,7 @@ def next_token_chart(table) -> alt.Chart:
 
 def readout_section(text: str):
     base = baseline_for(run_name, text, int(new_tokens))
-    ablated = read_prompt_ablated(lm, hooks, text, neurons, new_tokens=int(new_tokens)) if neurons else base
+    ablated = ablated_for(run_name, text, int(new_tokens), tuple(sorted(chosen_ids))) if neurons else base
     left, right = st.columns(2)
     with left:
         st.subheader(f"Next token: top {TOP_TOKENS}")
@@ -168,8 +190,7 @@ def activity_section(text: str):
     st.subheader("This prompt's activity on each relation's top-k neurons")
     st.caption("Scaled per neuron: 0 = the identification negatives' mean, 1 = the positives' mean; averaged over "
                f"each relation's top-{int(k):,} ({ident_lang}).")
-    sets = {r: store.top_neurons(r, ident_lang, int(k)) for r in store.relations}
-    act = relation_activity(hooks, lm.tokenizer, text, sets, m.options.get("pooling", "mean"))
+    act = activity_for(run_name, text, int(k))
     chart = alt.Chart(act).mark_bar().encode(
         x=alt.X("activity:Q"), y=alt.Y("relation:N", sort="-x", title=None, axis=label_axis()),
         tooltip=["relation", alt.Tooltip("activity:Q", format=".2f"), "neurons"]).properties(height=row_step())

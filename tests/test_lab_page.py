@@ -9,7 +9,7 @@ from core.demo import DEMO_RUN_DIR
 from core.hooks import neuron_hooks
 from core.lab import read_prompt, read_prompt_ablated
 from core.loading import load_causal_lm
-from core.share_state import MAX_URL_PROMPT, load_snapshot
+from core.share_state import MAX_URL_PROMPT
 from core.store import RunStore
 
 pytestmark = pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")
@@ -69,19 +69,17 @@ def test_link_round_trip(page, query):
     assert not second.warning
 
 
-def test_long_prompt_travels_as_a_snapshot(tmp_path, monkeypatch):
-    monkeypatch.setenv("RELATION_NEURONS_SNAPSHOTS", str(tmp_path))
+def test_long_prompt_travels_in_the_link_itself(tmp_path, monkeypatch):
     long_prompt = "The father of Bouzei Hulir is " * 20
     assert len(long_prompt) > MAX_URL_PROMPT
     import pages.common as common
     monkeypatch.setattr(common, "SNAPSHOT_DIR", tmp_path)
     first = run_page("lab", {"prompt": long_prompt})
     assert_clean(first)
-    state = dict(first.query_params)
-    assert "prompt" not in state and "snap" in state
-    sid = state["snap"][0] if isinstance(state["snap"], list) else state["snap"]
-    assert load_snapshot(sid, tmp_path) == long_prompt
-    second = run_page("lab", {"snap": sid})
+    state = {k: (v[0] if isinstance(v, list) else v) for k, v in dict(first.query_params).items()}
+    assert "prompt" not in state and "snap" not in state and state["pz"]
+    assert not list(tmp_path.iterdir())  # no server state: the link alone carries the prompt
+    second = run_page("lab", {"pz": state["pz"]})
     assert_clean(second)
     assert second.text_area[0].value == long_prompt
 

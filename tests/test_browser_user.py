@@ -1,0 +1,359 @@
+"""A user in a real browser: every control on every page changed twice or more in a row, each change checked on
+screen and in the URL; the lab switched off, on and off; back and forward; links that are no page."""
+import re
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from browser_server import CHROMIUM_ARGS, streamlit_server, wait_for_app
+from core.demo import DEMO_RUN_DIR
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium")
+playwright = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium); "
+                                                 ".ci/run installs it"),
+    pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with streamlit_server() as url, playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield url, chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    url, chromium = browser
+    context = chromium.new_context(viewport={"width": 1280, "height": 1600})
+    tab = context.new_page()
+    tab.base = url
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+def settle(page) -> None:
+    """Wait until Streamlit has run the script for the last action and nothing on the page is stale."""
+    page.wait_for_timeout(250)
+    wait_for_app(page)
+    page.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=60_000)
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
+
+
+def open_page(page, path: str) -> None:
+    page.goto(f"{page.base}/{path}")
+    settle(page)
+
+
+def query(page) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def widget(page, testid: str, label: str):
+    return page.locator(f'[data-testid="{testid}"]').filter(has=page.get_by_text(label, exact=True)).first
+
+
+def choose(page, label: str, option: str) -> None:
+    box = widget(page, "stSelectbox", label)
+    box.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+    assert shown(box) == option, (label, option, shown(box))
+
+
+def shown(box) -> str:
+    return box.locator('input[role="combobox"]').input_value()
+
+
+def type_number(page, label: str, value: int) -> None:
+    field = widget(page, "stNumberInput", label).locator("input")
+    field.fill(str(value))
+    field.press("Enter")
+    settle(page)
+    assert field.input_value() == str(value)
+
+
+def type_text(page, label: str, value: str) -> None:
+    field = widget(page, "stTextInput", label).locator("input")
+    field.fill(value)
+    field.press("Enter")
+    settle(page)
+    assert field.input_value() == value
+
+
+def pick_radio(page, label: str, option: str) -> None:
+    group = widget(page, "stRadio", label)
+    group.get_by_text(option, exact=True).click()
+    settle(page)
+    assert group.locator("input:checked").count() == 1
+    assert group.locator("label").filter(has=page.locator("input:checked")).inner_text().strip() == option
+
+
+def add_option(page, label: str, option: str) -> None:
+    box = widget(page, "stMultiSelect", label)
+    box.click()
+    page.keyboard.type(option)
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    settle(page)
+    assert option in chips(box)
+
+
+def remove_option(page, label: str, option: str) -> None:
+    box = widget(page, "stMultiSelect", label)
+    box.get_by_role("button", name=f"Remove {option}").click()
+    settle(page)
+    assert option not in chips(box)
+
+
+def chips(box) -> list[str]:
+    return [t.strip() for t in box.locator("[data-tag]").all_inner_texts()]
+
+
+def slide(page, label: str, key: str, thumb: int = 0) -> None:
+    handle = widget(page, "stSlider", label).locator('input[type="range"]').nth(thumb)
+    handle.focus()
+    page.keyboard.press(key)
+    settle(page)
+
+
+def main_text(page) -> str:
+    return page.locator('[data-testid="stMain"]').inner_text()
+
+
+def test_overview_templates_radio(page):
+    open_page(page, "overview")
+    for option, value in [("held-out templates", "heldout"), ("trained templates", "train"),
+                          ("held-out templates", "heldout")]:
+        pick_radio(page, "Templates", option)
+        assert query(page)["tk"] == value
+
+
+def test_layers_every_control(page):
+    open_page(page, "layers")
+    for lang in ["de", "fr", "es"]:
+        choose(page, "Language", lang)
+        assert query(page)["lang"] == lang
+    for k in [50, 60, 7]:
+        type_number(page, "k (1–3,584)", k)
+        assert query(page)["k"] == str(k)
+        assert query(page)["lang"] == "es"  # an earlier change survives later ones
+    for option, value in [("share of the relation's top-k", "share"), ("counts", "count"),
+                          ("share of the relation's top-k", "share")]:
+        pick_radio(page, "Show", option)
+        assert query(page)["unit"] == value
+
+
+def test_overlap_every_control(page):
+    open_page(page, "overlap")
+    for metric, value in [("Jaccard", "jaccard"), ("ratio to random sets (shared ÷ |A|·|B|/N)", "chance_ratio"),
+                          ("shared neurons", "count")]:
+        choose(page, "Metric", metric)
+        assert query(page)["metric"] == value
+    for k in [50, 60]:
+        type_number(page, "k (top neurons per set, 1–3,584)", k)
+        assert query(page)["k"] == str(k)
+        assert f"Top-{k} sets" in main_text(page)
+    for option, value in [("on the scale", "show"), ("masked (grey)", "mask")]:
+        choose(page, "Diagonal", option)
+        assert query(page)["diag"] == value
+    for lang in ["de", "fr"]:
+        choose(page, "Language", lang)
+        assert query(page)["lang"] == lang
+    for key, expected in [("ArrowRight", "1-3"), ("ArrowRight", "2-3")]:
+        slide(page, "Layers", key)
+        assert query(page)["layers"] == expected
+        assert f"layers {expected.replace('-', '–')}" in main_text(page)
+    for module, remaining in [("down_proj", "gate_proj,up_proj"), ("up_proj", "gate_proj")]:
+        remove_option(page, "Modules", module)
+        assert query(page)["modules"] == remaining
+    for row in ["person_father", "person_mother"]:
+        choose(page, "Row", row)
+        assert query(page)["a"] == row
+        assert f"in both {row} (fr)" in main_text(page)
+    for col in ["person_occupation", "star_constellation"]:
+        choose(page, "Column", col)
+        assert query(page)["b"] == col
+        assert f"and {col} (fr)" in main_text(page)
+    for view, value in [("language × language (one relation)", "languages"),
+                        ("relation × language (vs. the identification language)", "relation_language"),
+                        ("language × language (one relation)", "languages")]:
+        choose(page, "View", view)
+        assert query(page)["mode"] == value
+    for rel in ["person_mother", "company_hq"]:
+        choose(page, "Relation", rel)
+        assert query(page)["rel"] == rel
+        assert f"in both {rel} (" in main_text(page)
+    page.screenshot(path=str(ARTIFACTS / "overlap-after-changes.png"), full_page=True)
+
+
+def test_overlap_cell_click_selects_and_outlines(page):
+    open_page(page, "overlap")
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    box = chart.locator("canvas, svg").first.bounding_box()
+    assert box is not None
+    # The heatmap's last row and column: the bottom-right cell (star_constellation x star_constellation)
+    # sits just above the x labels and left of the legend; click a cell one step up and left of it.
+    for _ in range(2):
+        before = query(page)
+        chart.locator("canvas, svg").first.click(position={"x": box["width"] * 0.55, "y": box["height"] * 0.3})
+        settle(page)
+        after = query(page)
+        assert after.get("a") and after.get("b")
+        if after != before:
+            break
+    assert (after["a"], after["b"]) != (before.get("a"), before.get("b")) or before.get("a") is not None
+
+
+def test_neuron_every_control(page):
+    open_page(page, "neuron")
+    for neuron in ["2.up_proj.5", "1.gate_proj.17", "3.down_proj.0"]:
+        type_text(page, "Neuron (layer.module.index or flat id)", neuron)
+        assert query(page)["neuron"] == neuron
+        assert f"Neuron **{neuron}" not in main_text(page)  # drawn as text, not Markdown source
+    for lang in ["fr", "de"]:
+        choose(page, "Language of the top prompts", lang)
+        assert query(page)["lang"] == lang
+        assert f"Identification prompts ({lang})" in main_text(page)
+
+
+def test_effects_every_control(page):
+    open_page(page, "effects")
+    for lang in ["de", "fr"]:
+        choose(page, "Language", lang)
+        assert query(page)["lang"] == lang
+        assert f"own top-108 off ({lang})" in main_text(page)
+    seen = []
+    for key in ["ArrowLeft", "ArrowLeft", "ArrowRight"]:
+        slide(page, "k (precomputed)", key)
+        seen.append(query(page)["k"])
+        assert f"top-{int(seen[-1]):,} off" in main_text(page)
+    assert len(set(seen[:2])) == 2, seen
+    for tab, value in [("Sweep", "sweep"), ("Multilingual", "multilingual"), ("Held-out templates", "heldout")]:
+        page.get_by_role("tab", name=tab).click()
+        settle(page)
+        assert query(page)["tab"] == value
+    page.get_by_role("tab", name="Sweep").click()
+    settle(page)
+    for rel in ["person_father", "person_mother"]:
+        choose(page, "Relation (for the sweep)", rel)
+        assert query(page)["rel"] == rel
+        assert f"Accuracy vs k: {rel}" in main_text(page)
+
+
+def answer_off(page) -> str:
+    return page.locator('[data-testid="stCode"]').nth(1).inner_text().strip()
+
+
+def test_lab_off_on_off_and_every_control(page):
+    open_page(page, "lab")
+    baseline = page.locator('[data-testid="stCode"]').nth(0).inner_text().strip()
+    assert answer_off(page) == baseline and "0 neurons off" in main_text(page)
+    add_option(page, "Switch off the top-k neurons of", "person_mother")
+    assert query(page)["off"] == "person_mother" and "108 neurons off" in main_text(page)
+    switched_off = answer_off(page)
+    assert switched_off != baseline, "the default example's answer must change with its relation off"
+    remove_option(page, "Switch off the top-k neurons of", "person_mother")
+    assert "off" not in query(page) and answer_off(page) == baseline
+    add_option(page, "Switch off the top-k neurons of", "person_mother")
+    assert query(page)["off"] == "person_mother" and answer_off(page) == switched_off
+    for k in [20, 300]:
+        type_number(page, "k per relation (≤ 3,584)", k)
+        assert query(page)["k"] == str(k) and f"{k} neurons off" in main_text(page)
+    for n in [5, 3]:
+        type_number(page, "New tokens (≤ 20)", n)
+        assert query(page)["tokens"] == str(n)
+    for text in ["1.gate_proj.3", "1.gate_proj.3, 2.up_proj.7"]:
+        type_text(page, "Also switch off (layer.module.index, comma-separated)", text)
+        assert query(page)["add"] == text.replace(" ", "")
+    for text in ["1.gate_proj.3", "2.up_proj.7"]:
+        type_text(page, "Keep on (remove from the set)", text)
+        assert query(page)["remove"] == text
+    area = page.locator('[data-testid="stTextArea"] textarea')
+    for prompt in ["The father of Bouzei Hulir is", "Der Vater von Bouzei Hulir ist"]:
+        area.fill(prompt)
+        area.press("Control+Enter")
+        settle(page)
+        assert query(page)["prompt"] == prompt and area.input_value() == prompt
+    examples = page.locator('[data-testid="stSelectbox"]').filter(has_text="Examples: evaluation prompts").first
+    for search in ["star_constellation", "company_hq"]:
+        examples.locator("input").click()
+        page.keyboard.type(search)
+        page.get_by_role("option").first.click()
+        settle(page)
+        assert shown(examples).startswith(search) and area.input_value() in shown(examples)
+        assert query(page)["prompt"] == area.input_value()
+    page.screenshot(path=str(ARTIFACTS / "lab-after-changes.png"), full_page=True)
+
+
+def test_back_and_forward_restore_the_view(page):
+    open_page(page, "layers")
+    choose(page, "Language", "de")
+    type_number(page, "k (1–3,584)", 50)
+    type_number(page, "k (1–3,584)", 60)
+    field = widget(page, "stNumberInput", "k (1–3,584)").locator("input")
+    page.go_back()
+    settle(page)
+    assert query(page)["k"] == "50" and field.input_value() == "50"
+    page.go_back()
+    settle(page)
+    assert query(page)["k"] == "108" and field.input_value() == "108" and query(page)["lang"] == "de"
+    page.go_forward()
+    settle(page)
+    assert query(page)["k"] == "50" and field.input_value() == "50"
+    type_number(page, "k (1–3,584)", 70)  # a change after going back sticks too
+    assert query(page)["k"] == "70"
+
+
+def test_hostile_link_shows_text_not_markdown(page):
+    open_page(page, "layers?unit=![](http://127.0.0.2/beacon)&lang=[Log in again](http://127.0.0.2/)")
+    notices = page.locator('[data-testid="stAlert"]')
+    assert notices.count() >= 2
+    assert page.locator('[data-testid="stMain"] img').count() == 0
+    assert page.locator('[data-testid="stAlert"] a').count() == 0
+    assert "Log in again" in notices.all_inner_texts()[0] + notices.all_inner_texts()[-1]
+
+
+@pytest.mark.parametrize("path", ["overview", "overlap", "nonexistent"])
+def test_documented_and_unknown_paths(page, path):
+    open_page(page, f"{path}?run=demo")
+    if path == "nonexistent":
+        page.wait_for_selector('[data-testid="stPageLink"]')
+    text = main_text(page)
+    if path == "nonexistent":
+        assert "There is no page at /nonexistent" in text and "Overview" in text
+    else:
+        assert page.locator("h1").first.inner_text().startswith({"overview": "Overview", "overlap": "Overlap"}[path])
+    assert page.locator('[role="dialog"]').count() == 0, page.locator('[role="dialog"]').first.inner_text()
+
+
+PAGES = ["overview", "overlap", "layers", "neuron", "effects", "lab"]
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_screenshots_of_every_page(browser, width):
+    """Every page drawn at two widths, saved for a person to look at; every heatmap label is drawn in full."""
+    url, chromium = browser
+    context = chromium.new_context(viewport={"width": width, "height": 2200})
+    tab = context.new_page()
+    tab.base = url
+    try:
+        for name in PAGES:
+            open_page(tab, name)
+            tab.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
+            tab.wait_for_timeout(800)
+            tab.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+    finally:
+        context.close()
