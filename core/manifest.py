@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from core.parquet_io import write_bytes_atomic
+from core.parquet_io import PARTITION_VALUE, write_bytes_atomic
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -63,13 +64,116 @@ def read_manifest(run_dir: Path) -> Manifest:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise ManifestError(f"{path} is not valid JSON ({exc}); rerun precompute to rewrite it") from exc
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path} holds a JSON {type(data).__name__}, not a run's manifest object; rerun precompute")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         raise ManifestError(
-            f"{path} has schema version {version}; this version of the app reads {SCHEMA_VERSION}: "
+            f"{path} has schema version {_show(version)}; this version of the app reads {SCHEMA_VERSION}: "
             "rerun `python -m precompute run` for this model to rebuild the run"
         )
-    try:
-        return Manifest(**data)
-    except TypeError as exc:
-        raise ManifestError(f"{path} lacks or has unknown fields ({exc})") from exc
+    return _checked(data, path)
+
+
+# ----- the schema: every field the app, the store and precompute read, with its type and bounds ------------------
+REQUIRED = ("schema_version", "status", "model", "neurons", "corpus", "options", "k", "k_sweep", "packages")
+STATUSES = ("running", "complete")
+
+
+def _show(value) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+class _Fields:
+    """Reads one JSON object's fields, raising ManifestError naming the file and the field on any mismatch."""
+
+    def __init__(self, data, path: Path, prefix: str = ""):
+        self.path, self.prefix = path, prefix
+        if not isinstance(data, dict):
+            raise self.error(prefix.rstrip(".") or "manifest", data, "an object")
+        self.data = data
+
+    def error(self, name: str, value, expected: str) -> ManifestError:
+        return ManifestError(f"{self.path}: field {name} is {_show(value)}, expected {expected}; "
+                             "rerun `python -m precompute run` to rewrite the manifest")
+
+    def get(self, key: str, expected: str, ok, required: bool = True):
+        name = self.prefix + key
+        if key not in self.data:
+            if required:
+                raise ManifestError(f"{self.path}: field {name} is missing; rerun `python -m precompute run`")
+            return None
+        value = self.data[key]
+        if not ok(value):
+            raise self.error(name, value, expected)
+        return value
+
+    def text(self, key: str, required: bool = True) -> str | None:
+        return self.get(key, "text", lambda v: isinstance(v, str), required)
+
+    def count(self, key: str, low: int = 1, high: int | None = None) -> int:
+        expected = f"a whole number from {low:,}" + (f" to {high:,}" if high is not None else "")
+        return self.get(key, expected, lambda v: _is_int(v) and v >= low and (high is None or v <= high))
+
+    def names(self, key: str) -> list[str]:
+        """A non-empty list of distinct names, each usable as a folder name of the run's tables."""
+        return self.get(key, "a non-empty list of distinct names of letters, digits and _.+-",
+                        lambda v: isinstance(v, list) and len(v) > 0 and len(set(map(str, v))) == len(v)
+                        and all(isinstance(x, str) and PARTITION_VALUE.match(x) for x in v))
+
+    def section(self, key: str, required: bool = True) -> "_Fields | None":
+        if key not in self.data and not required:
+            return None
+        return _Fields(self.get(key, "an object", lambda v: isinstance(v, dict)), self.path, f"{self.prefix}{key}.")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _checked(data: dict, path: Path) -> Manifest:
+    top = _Fields(data, path)
+    known = {f.name for f in fields(Manifest)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ManifestError(f"{path}: unknown field(s) {', '.join(map(_show, unknown))}; this app reads {SCHEMA_VERSION}")
+    for key in REQUIRED:
+        top.get(key, "present", lambda v: True)
+    top.get("status", f"one of {', '.join(STATUSES)}", lambda v: v in STATUSES)
+    model = top.section("model")
+    for key in ("source", "fingerprint", "model_type"):
+        model.text(key)
+    neurons = top.section("neurons")
+    neurons.text("definition")
+    layers = neurons.count("num_layers")
+    modules = neurons.get("modules", "an object of module names and positive sizes",
+                          lambda v: isinstance(v, dict) and v and all(_is_int(x) and x > 0 for x in v.values()))
+    neurons.get("module_order", f"a list of exactly the modules {_show(sorted(modules))}",
+                lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v) and len(v) == len(modules)
+                and set(v) == set(modules))
+    per_layer = sum(modules.values())
+    neurons.get("per_layer", f"{per_layer:,} (the modules' sizes summed)", lambda v: _is_int(v) and v == per_layer,
+                required=False)
+    total = neurons.get("total", f"{layers * per_layer:,} (num_layers x the modules' sizes)",
+                        lambda v: _is_int(v) and v == layers * per_layer)
+    corpus = top.section("corpus")
+    corpus.names("relations")
+    corpus.names("languages")
+    options = top.section("options")
+    options.text("pooling")
+    options.text("identification_language", required=False)
+    options.get("negatives_ratio", "a finite number above 0", lambda v: _is_number(v) and v > 0)
+    options.get("seed", "a whole number", _is_int)
+    top.count("k", 1, total)
+    top.get("k_sweep", f"a non-empty list of whole numbers from 1 to {total:,}",
+            lambda v: isinstance(v, list) and v and all(_is_int(x) and 1 <= x <= total for x in v))
+    for key in ("packages", "timings", "resources"):
+        top.section(key, required=False)
+    top.get("synthetic", "true or false", lambda v: isinstance(v, bool), required=False)
+    top.text("notes", required=False)
+    return Manifest(**data)

@@ -56,7 +56,8 @@ def test_old_schema_manifest_says_what_to_do(broken_runs):
 
 def test_a_run_whose_model_does_not_match(broken_runs, tmp_path):
     manifest = json.loads((broken_runs / "manifest.json").read_text())
-    manifest["neurons"]["total"] = 999
+    manifest["neurons"]["num_layers"] = 3  # a consistent manifest of a smaller model than the one loaded
+    manifest["neurons"]["total"] = 3 * manifest["neurons"]["per_layer"]
     (broken_runs / "manifest.json").write_text(json.dumps(manifest))
     at = run_page("lab")
     assert not at.exception and any("does not match the run" in e for e in texts(at.error))
@@ -69,3 +70,18 @@ def test_a_run_whose_model_is_gone(broken_runs):
     at = run_page("lab")
     assert not at.exception and any("could not be loaded" in e for e in texts(at.error))
     assert_clean(run_page("overlap"))  # the data pages do not need the model
+
+
+@pytest.mark.parametrize("field,value", [("k", "abc"), ("relations", "abcdefghijklm"), ("num_layers", None)])
+def test_wrong_shape_manifest_names_the_field_on_the_page(broken_runs, field, value):
+    manifest = json.loads((broken_runs / "manifest.json").read_text())
+    section = {"k": manifest, "relations": manifest["corpus"], "num_layers": manifest["neurons"]}[field]
+    if value is None:
+        del section[field]
+    else:
+        section[field] = value
+    (broken_runs / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match=field):
+        read_manifest(broken_runs)
+    at = run_page("overview")
+    assert not at.exception and any(field in e.replace("\\", "") for e in texts(at.error))  # shown markdown-escaped
