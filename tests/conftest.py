@@ -92,3 +92,13 @@ def pytest_sessionfinish(session, exitstatus):
     except Exception:
         pass
     gc.collect()
+    # Page scripts run under AppTest leave their module namespaces alive (held by the test runner's records of
+    # examples); those namespaces hold stores and their connections. Clear them so DuckDB's objects are freed.
+    from core.store import RunStore
+
+    for store in [obj for obj in gc.get_objects() if type(obj) is RunStore]:
+        for holder in gc.get_referrers(store):
+            if isinstance(holder, dict) and holder.get("__name__") == "__main__":
+                holder.clear()
+        store.close()
+    gc.collect()
