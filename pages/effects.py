@@ -144,7 +144,7 @@ def multilingual_section():
                         scale=alt.Scale(domain=names, range=[CONDITION_COLORS["original"],
                                                              CONDITION_COLORS["relation_off"]])),
         tooltip=["relation", "language", "condition", alt.Tooltip("acc:Q", format=".1%", title="accuracy")],
-    ).properties(width=190, height=120).facet(
+    ).properties(width=150, height=120).facet(
         facet=alt.Facet("relation:N", title=None, header=alt.Header(labelLimit=0, labelFontSize=12)), columns=4)
     st.altair_chart(chart)
     download(own, f"{run_name}-multilingual-k{k}", "multi")
