@@ -162,11 +162,17 @@ def _relation_from_dict(d: dict) -> Relation:
             subject_kind=d.get("subject_kind", ""),
             object_kind=d.get("object_kind", ""),
             synthetic=bool(d.get("synthetic", False)),
-            templates={lang: {k: list(v) for k, v in kinds.items()} for lang, kinds in d["templates"].items()},
+            templates={str(lang): {str(k): _texts(v) for k, v in kinds.items()} for lang, kinds in d["templates"].items()},
             facts=[Fact(f["subject"], dict(f["object"]), f["split"]) for f in d["facts"]],
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CorpusError(f"relation entry is malformed: missing or wrong field {exc}") from exc
+
+
+def _texts(values) -> list[str]:
+    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        raise TypeError(f"templates {str(values)[:60]!r} are not a list of texts")
+    return list(values)
 
 
 def save_corpus(corpus: FactCorpus, folder: Path) -> None:
@@ -196,8 +202,16 @@ def load_corpus(folder: Path) -> FactCorpus:
         meta = json.loads(index.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise CorpusError(f"{index} is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise CorpusError(f"{index} holds a JSON {type(meta).__name__}, not an object with format, languages "
+                          "and relations")
     if meta.get("format") != FORMAT:
         raise CorpusError(f"{index} has format {meta.get('format')!r}; this version reads {FORMAT!r}")
+    for key in ("relations", "languages"):
+        if not isinstance(meta.get(key), list) or not all(isinstance(x, str) for x in meta[key]):
+            raise CorpusError(f"{index} needs {key!r}: a list of names (see data/facts/README.md)")
+    if not isinstance(meta.get("prompt_suffix", ""), str):
+        raise CorpusError(f"{index}: 'prompt_suffix' must be text")
     relations = {}
     for name in meta["relations"]:
         if not RELATION_NAME.match(name):
@@ -207,6 +221,8 @@ def load_corpus(folder: Path) -> FactCorpus:
             relations[name] = _relation_from_dict(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError as exc:
             raise CorpusError(f"{path} is missing (listed in {index.name})") from exc
+        except CorpusError as exc:
+            raise CorpusError(f"{path}: {exc}") from exc
         except ValueError as exc:
             raise CorpusError(f"{path} is not valid JSON ({exc})") from exc
     corpus = FactCorpus(relations, list(meta["languages"]), meta.get("prompt_suffix", ""), meta.get("description", ""))

@@ -51,25 +51,31 @@ def import_lre(
     if not files:
         raise CorpusError(f"no LRE relation files (*.json) under {source}")
     relations: dict[str, Relation] = {}
+    read_from: dict[str, Path] = {}
     for i, path in enumerate(files):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            samples = data["samples"]
-            templates = list(data["prompt_templates"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CorpusError(f"{path} is not an LRE relation file (needs name, prompt_templates, samples): {exc}") from exc
+            samples = list(data["samples"])
+            templates = [str(t) for t in data["prompt_templates"]]
+            pairs = [(str(s["subject"]), {"en": str(s["object"])}) for s in samples]
+            props = dict(data.get("properties", {}))
+            heldout = [str(t) for t in data.get("prompt_templates_zs", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorpusError(f"{path} is not an LRE relation file (needs name, prompt_templates, samples "
+                              f"of subject and object): {exc!r}") from exc
         if len(samples) < min_facts:
             continue
-        name = relation_name_from(path.stem if source.is_dir() else data.get("name", path.stem))
-        props = data.get("properties", {})
-        pairs = [(str(s["subject"]), {"en": str(s["object"])}) for s in samples]
+        name = relation_name_from(path.stem if source.is_dir() else str(data.get("name", path.stem)))
+        if name in read_from:  # e.g. father.json and Father.json: one relation would silently replace the other
+            raise CorpusError(f"{read_from[name]} and {path} both give relation {name}; rename or remove one")
+        read_from[name] = path
         relations[name] = Relation(
             name=name,
             description=str(data.get("name", name)),
             subject_kind=str(props.get("domain_name", "")),
             object_kind=str(props.get("range_name", "")),
             synthetic=False,
-            templates={"en": {"train": templates, "heldout": list(data.get("prompt_templates_zs", []))}},
+            templates={"en": {"train": templates, "heldout": heldout}},
             facts=_facts_with_split(pairs, evaluation_count, seed + i),
         )
     if not relations:
@@ -78,15 +84,26 @@ def import_lre(
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    """Rows of a UTF-8 CSV with the `required` columns; CorpusError naming the file and line otherwise."""
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
+            reader = csv.DictReader(fh, strict=True)  # strict: an unclosed quote is an error, not one long field
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
                 raise CorpusError(f"{path} lacks column(s) {', '.join(missing)}; needs {', '.join(required)}")
-            return [row for row in reader]
+            rows = []
+            for row in reader:
+                short = [c for c in required if row.get(c) is None]
+                if short:
+                    raise CorpusError(f"{path} line {reader.line_num} has no value for {', '.join(short)}")
+                rows.append(row)
+            return rows
     except FileNotFoundError as exc:
         raise CorpusError(f"{path} does not exist") from exc
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+    except csv.Error as exc:
+        raise CorpusError(f"{path} is not valid CSV after line {reader.line_num} ({exc}); check its quotes") from exc
 
 
 def import_csv(

@@ -112,9 +112,16 @@ def check_causal(config) -> None:
         raise ModelLoadError(f"model is a {', '.join(architectures)}, not a causal language model (…ForCausalLM)")
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model", "spiece.model")
+
+
 def load_tokenizer(directory: Path):
     from transformers import AutoTokenizer
 
+    if not any((directory / name).exists() for name in TOKENIZER_FILES):
+        # Checked first: transformers would otherwise suggest installing sentencepiece or tiktoken.
+        raise ModelLoadError(f"{directory} has no tokenizer files (one of {', '.join(TOKENIZER_FILES)}): copy the "
+                             "model's tokenizer files into that folder")
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
     except (ValueError, OSError, KeyError, TypeError) as exc:

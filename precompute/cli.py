@@ -1,14 +1,19 @@
 """`python -m precompute ...`: every offline step of the project, one subcommand each."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from core.loading import DTYPES
+from precompute.arguments import (MIN_SCORE_MEMORY_MIB, OneLineParser, OptionError, corpus_folder, device,
+                                  existing_path, fraction, int_at_least, k_list, k_value, language, language_list,
+                                  model_folder, positive_float, run_folder)
+
 DEFAULT_TEMPLATES = Path("data/facts/templates.json")
 DEFAULT_CORPUS = Path("data/facts/demo")
 DEFAULT_MODEL = Path("data/models/demo")
+SEED = int_at_least(0)  # numpy's generators take no negative seed
 
 
 def _cmd_build_corpus(args) -> int:
@@ -48,6 +53,8 @@ def _cmd_train_demo(args) -> int:
     from core.facts import load_corpus
     from precompute.demo_model import DemoModelConfig, train_demo_model
 
+    if args.hidden_size % args.heads:
+        raise OptionError(f"--hidden-size {args.hidden_size} is not a multiple of --heads {args.heads}")
     cfg = DemoModelConfig(
         hidden_size=args.hidden_size, intermediate_size=args.intermediate_size, num_layers=args.layers,
         num_heads=args.heads, epochs=args.epochs, templates_per_fact=args.templates_per_fact,
@@ -97,9 +104,12 @@ def _cmd_run(args) -> int:
     from precompute.summary import print_summary
     from precompute.workers import Workers
 
+    if args.languages and args.identification_language not in args.languages:
+        raise OptionError(f"--identification-language {args.identification_language} is not among --languages "
+                          f"{','.join(args.languages)}")
     options = RunOptions(
         model=args.model, facts=str(args.facts), out=str(args.out), definition=args.definition, k=args.k,
-        k_sweep=[k for k in args.k_sweep.split(",") if k.strip()], languages=args.languages.split(",") if args.languages else None,
+        k_sweep=args.k_sweep, languages=args.languages,
         identification_language=args.identification_language, negatives_ratio=args.negatives_ratio,
         pooling=args.pooling, seed=args.seed, random_seeds=args.random_seeds, effect_templates=args.effect_templates,
         batch_size=args.batch_size, dtype=args.dtype, device=args.device, threads=args.threads,
@@ -152,8 +162,12 @@ def _cmd_synthetic_run(args) -> int:
 
 
 def _cmd_summary(args) -> int:
+    from core.manifest import read_manifest
     from precompute.summary import markdown_summary, print_summary
 
+    languages = read_manifest(args.run).corpus["languages"]
+    if args.language not in languages:
+        raise OptionError(f"--language {args.language} is not a language of {args.run} ({', '.join(languages)})")
     if args.markdown:
         print(markdown_summary(args.run, args.language))
     else:
@@ -161,51 +175,51 @@ def _cmd_summary(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m precompute", description=__doc__)
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="python -m precompute", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build-corpus", help="write the synthetic demo facts corpus from the templates file")
-    p.add_argument("--templates", type=Path, default=DEFAULT_TEMPLATES)
-    p.add_argument("--out", type=Path, default=DEFAULT_CORPUS)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--templates", type=existing_path, default=DEFAULT_TEMPLATES)
+    p.add_argument("--out", type=corpus_folder, default=DEFAULT_CORPUS)
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_build_corpus)
 
     p = sub.add_parser("import-lre", help="convert LRE relation files (a folder of *.json) into a corpus")
-    p.add_argument("source", type=Path)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--evaluation-count", type=int, default=50, help="facts held out per relation (default 50)")
-    p.add_argument("--min-facts", type=int, default=0, help="skip relations with fewer facts (the paper used 300)")
+    p.add_argument("source", type=existing_path)
+    p.add_argument("--out", type=corpus_folder, required=True)
+    p.add_argument("--evaluation-count", type=int_at_least(1), default=50, help="facts held out per relation (default 50)")
+    p.add_argument("--min-facts", type=int_at_least(0), default=0, help="skip relations with fewer facts (the paper used 300)")
     p.add_argument("--prompt-suffix", default="? Answer:", help="appended to every filled template")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_import_lre)
 
     p = sub.add_parser("import-csv", help="convert a facts CSV and a templates CSV into a corpus")
-    p.add_argument("facts", type=Path, help="CSV with relation,subject,object[,language]")
-    p.add_argument("templates", type=Path, help="CSV with relation,language,template[,kind]")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--evaluation-count", type=int, default=50)
+    p.add_argument("facts", type=existing_path, help="CSV with relation,subject,object[,language]")
+    p.add_argument("templates", type=existing_path, help="CSV with relation,language,template[,kind]")
+    p.add_argument("--out", type=corpus_folder, required=True)
+    p.add_argument("--evaluation-count", type=int_at_least(1), default=50)
     p.add_argument("--prompt-suffix", default="")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_import_csv)
 
-    from precompute.demo_model import DemoModelConfig
+    from precompute.demo_model import MIN_DEMO_VOCAB, DemoModelConfig
 
     d = DemoModelConfig()
     p = sub.add_parser("train-demo", help="train the embedded demo model (CPU, deterministic from --seed)")
-    p.add_argument("--facts", type=Path, default=DEFAULT_CORPUS)
-    p.add_argument("--out", type=Path, default=DEFAULT_MODEL)
-    p.add_argument("--hidden-size", type=int, default=d.hidden_size)
-    p.add_argument("--intermediate-size", type=int, default=d.intermediate_size)
-    p.add_argument("--layers", type=int, default=d.num_layers)
-    p.add_argument("--heads", type=int, default=d.num_heads)
-    p.add_argument("--vocab-size", type=int, default=d.vocab_size)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--templates-per-fact", type=int, default=d.templates_per_fact)
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    p.add_argument("--facts", type=existing_path, default=DEFAULT_CORPUS)
+    p.add_argument("--out", type=model_folder, default=DEFAULT_MODEL)
+    p.add_argument("--hidden-size", type=int_at_least(1), default=d.hidden_size)
+    p.add_argument("--intermediate-size", type=int_at_least(1), default=d.intermediate_size)
+    p.add_argument("--layers", type=int_at_least(1), default=d.num_layers)
+    p.add_argument("--heads", type=int_at_least(1), default=d.num_heads)
+    p.add_argument("--vocab-size", type=int_at_least(MIN_DEMO_VOCAB), default=d.vocab_size)
+    p.add_argument("--epochs", type=int_at_least(1), default=d.epochs)
+    p.add_argument("--templates-per-fact", type=int_at_least(1), default=d.templates_per_fact)
+    p.add_argument("--learning-rate", type=positive_float, default=d.learning_rate)
     p.add_argument("--loss-on", choices=("all", "object"), default=d.loss_on)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--seed", type=SEED, default=d.seed)
+    p.add_argument("--threads", type=int_at_least(1), default=d.threads)
     p.set_defaults(func=_cmd_train_demo)
 
     from core.adapters import DEFINITIONS
@@ -219,30 +233,34 @@ def build_parser() -> argparse.ArgumentParser:
                                    "`accelerate launch --multi_gpu --num_processes N -m precompute run ...` (or torchrun) "
                                    "splits the model's passes over N processes and writes what one process would.")
     p.add_argument("--model", required=True, help="local model directory or an id in the local HF cache")
-    p.add_argument("--facts", type=Path, required=True,
+    p.add_argument("--facts", type=existing_path, required=True,
                    help="corpus folder (see data/facts/README.md), or LRE relation files (e.g. relations/data/factual)")
-    p.add_argument("--min-facts", type=int, default=o.min_facts,
+    p.add_argument("--min-facts", type=int_at_least(0), default=o.min_facts,
                    help="LRE --facts only: skip relations with fewer facts (the paper used 300)")
-    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. data/runs/NAME")
+    p.add_argument("--out", type=run_folder, required=True,
+                   help="run folder, e.g. data/runs/NAME: new, empty, or a run of the same inputs to resume")
     p.add_argument("--definition", choices=DEFINITIONS, default=o.definition,
                    help="neurons: paper = gate/up/down outputs; intermediate = down_proj input; paper+attention")
-    p.add_argument("--k", default=o.k, help="neurons per relation: a count (3000), fraction (0.0036) or percentage (0.36%%)")
-    p.add_argument("--k-sweep", default=",".join(PAPER_K_SWEEP), help="comma-separated k values for the sweep")
-    p.add_argument("--languages", help="comma-separated languages (default: all of the corpus)")
-    p.add_argument("--identification-language", default=o.identification_language)
-    p.add_argument("--negatives-ratio", type=float, default=o.negatives_ratio)
+    p.add_argument("--k", type=k_value, default=o.k, help="neurons per relation: a count (3000), fraction (0.0036) or percentage (0.36%%)")
+    p.add_argument("--k-sweep", type=k_list, default=",".join(PAPER_K_SWEEP),
+                   help="comma-separated k values for the sweep (default: the paper's, up to the model's size)")
+    p.add_argument("--languages", type=language_list, help="comma-separated languages (default: all of the corpus)")
+    p.add_argument("--identification-language", type=language, default=o.identification_language)
+    p.add_argument("--negatives-ratio", type=positive_float, default=o.negatives_ratio)
     p.add_argument("--pooling", choices=POOLINGS, default=o.pooling)
-    p.add_argument("--seed", type=int, default=o.seed)
-    p.add_argument("--random-seeds", type=int, default=o.random_seeds, help="random neuron sets per k (default 10)")
-    p.add_argument("--effect-templates", type=int, default=None,
+    p.add_argument("--seed", type=SEED, default=o.seed)
+    # At least one random set: every view compares a relation's neurons with random ones of the same size.
+    p.add_argument("--random-seeds", type=int_at_least(1), default=o.random_seeds,
+                   help="random neuron sets per k (default 10)")
+    p.add_argument("--effect-templates", type=int_at_least(1), default=None,
                    help="train templates per relation and language in the effects stage (default: all)")
-    p.add_argument("--batch-size", type=int, default=o.batch_size)
-    p.add_argument("--dtype", default=o.dtype, choices=("float32", "bfloat16", "float16"))
-    p.add_argument("--device", default=o.device,
+    p.add_argument("--batch-size", type=int_at_least(1), default=o.batch_size)
+    p.add_argument("--dtype", default=o.dtype, choices=DTYPES)
+    p.add_argument("--device", type=device, default=o.device,
                    help="cpu, cuda, cuda:N or auto (accelerate device_map over this machine's GPUs); under "
                         "accelerate launch or torchrun, cuda means each process's own GPU")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--score-memory-mib", type=int, default=o.score_memory_mib,
+    p.add_argument("--threads", type=int_at_least(1), default=None, help="CPU threads for torch")
+    p.add_argument("--score-memory-mib", type=int_at_least(MIN_SCORE_MEMORY_MIB), default=o.score_memory_mib,
                    help="RAM for the capture columns scored at a time (the capture itself stays on disk)")
     p.set_defaults(func=_cmd_run)
 
@@ -252,36 +270,45 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Every table of a real run, drawn at random with the row counts of the chosen "
                                    "model; marked synthetic in its manifest and in the app.")
     p.add_argument("--shape", choices=sorted(SHAPES), default="llama-2-7b")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=run_folder, required=True)
+    p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_synthetic_run)
 
     p = sub.add_parser("summary", help="print a finished run's per-relation table (--markdown: the README section)")
-    p.add_argument("--run", type=Path, default=Path("data/runs/demo"))
-    p.add_argument("--language", default="en")
+    p.add_argument("--run", type=existing_path, default=Path("data/runs/demo"))
+    p.add_argument("--language", type=language, default="en")
     p.add_argument("--markdown", action="store_true")
     p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser("accuracy", help="print greedy 2-token recall per relation and language; exit 1 below target")
     p.add_argument("--model", default=str(DEFAULT_MODEL))
-    p.add_argument("--facts", type=Path, default=DEFAULT_CORPUS)
-    p.add_argument("--target", type=float, default=0.95)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--facts", type=existing_path, default=DEFAULT_CORPUS)
+    p.add_argument("--target", type=fraction, default=0.95)
+    p.add_argument("--batch-size", type=int_at_least(1), default=256)
+    p.add_argument("--dtype", default="float32", choices=DTYPES)
+    p.add_argument("--device", type=device, default="cpu")
+    p.add_argument("--threads", type=int_at_least(1), default=2)
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.set_defaults(func=_cmd_accuracy)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a bad option already reported on one line (2)
+        return exc.code if isinstance(exc.code, int) else 2
     from core.facts import CorpusError
     from core.loading import ModelLoadError
+    from core.manifest import ManifestError
 
     try:
         return args.func(args)
-    except (CorpusError, ModelLoadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (OptionError, CorpusError, ModelLoadError, ManifestError, OSError) as exc:
+        # Bad inputs, and files that cannot be read or written: one line naming them, no traceback.
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

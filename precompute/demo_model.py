@@ -14,6 +14,7 @@ from tqdm import tqdm
 from core.facts import FactCorpus, training_sentence
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>"]
+MIN_DEMO_VOCAB = 256 + len(SPECIAL_TOKENS)  # the byte-level alphabet and the special tokens come first
 
 
 @dataclass

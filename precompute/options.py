@@ -1,30 +1,70 @@
 """Options of `precompute run`, and how k is written (a count, a fraction, or a percentage)."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from core.adapters import DEFAULT_DEFINITION
 from core.capture import DEFAULT_POOLING
 
 PAPER_K_SWEEP = ("10", "50", "200", "500", "1000", "3000", "10000", "20000", "50000")
+K_FORMS = "a count (3000), a fraction (0.0036) or a percentage (0.36%)"
 
 
-def resolve_k(spec: str | int | float, total: int) -> int:
-    """"3000" -> 3000; "0.36%" -> 0.36% of total; "0.0036" -> the same fraction; clamped to 1..total."""
+@dataclass(frozen=True)
+class KSpec:
+    """A k as written: either a neuron count or a share of all neurons (0 < share <= 1)."""
+    text: str
+    count: int | None = None
+    share: float | None = None
+
+    def of(self, total: int) -> int:
+        return self.count if self.count is not None else round(self.share * total)
+
+
+def parse_k(spec: str | int | float) -> KSpec:
+    """"3000" -> 3000 neurons; "0.36%" and "0.0036" -> that share of the model's neurons. Raises ValueError
+    for anything else, for nan/inf, for shares above 100% and for counts below 1: what is not a sensible k is
+    refused, never clamped."""
     text = str(spec).strip()
     try:
         if text.endswith("%"):
-            k = round(float(text[:-1]) / 100 * total)
+            value, share = float(text[:-1]), True
+            value /= 100
         elif "." in text or "e" in text.lower():
             value = float(text)
-            k = round(value * total) if value < 1 else round(value)
+            share = value < 1
         else:
-            k = int(text)
+            value, share = int(text), False
     except ValueError as exc:
-        raise ValueError(f"k {spec!r} is not a count (3000), a fraction (0.0036) or a percentage (0.36%)") from exc
+        raise ValueError(f"k {spec!r} is not {K_FORMS}") from exc
+    if not math.isfinite(value):
+        raise ValueError(f"k {spec!r} is not a finite number; write {K_FORMS}")
+    if share:
+        if not 0 < value <= 1:
+            raise ValueError(f"k {spec!r} is not a share between 0 and 100% of the neurons")
+        return KSpec(text, share=value)
+    if value < 1 or value != int(value):
+        raise ValueError(f"k {spec!r} is not a whole number of neurons >= 1")
+    return KSpec(text, count=int(value))
+
+
+def resolve_k(spec: str | int | float, total: int) -> int:
+    """The number of neurons `spec` selects out of `total`; ValueError when it selects none or more than all."""
+    k = parse_k(spec).of(total)
     if k < 1:
         raise ValueError(f"k {spec!r} selects no neuron out of {total:,}")
-    return min(k, total)
+    if k > total:
+        raise ValueError(f"k {spec!r} is more than the model's {total:,} neurons; choose k <= {total:,}")
+    return k
+
+
+def resolve_sweep(specs: list[str] | tuple[str, ...], k: int, total: int) -> list[int]:
+    """The sweep's k values plus the main k, sorted. The paper's default sweep (made for 7B models) stops at
+    the model's size; values given explicitly must each fit the model."""
+    if tuple(specs) == PAPER_K_SWEEP:
+        specs = [s for s in specs if int(s) <= total]
+    return sorted({resolve_k(s, total) for s in specs} | {k})
 
 
 @dataclass

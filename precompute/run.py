@@ -29,14 +29,14 @@ from core.facts import FactCorpus, Prompt
 from core.generation import model_device
 from core.hooks import neuron_hooks
 from core.importers import load_facts
-from core.loading import load_causal_lm, model_fingerprint
+from core.loading import load_causal_lm, load_config, model_fingerprint, resolve_model_dir
 from core.manifest import MANIFEST, SCHEMA_VERSION, Manifest, ManifestError, read_manifest, write_manifest
 from core.neurons import NeuronSpace
 from core.mapped import NpyColumns, release_pages
 from core.parquet_io import partition_dir, read_parquet, write_parquet_atomic
 from core.peak_memory import read_peak, reset_peak
 from core.score_stream import LabelledRows, score_stream
-from precompute.options import RunOptions, resolve_k
+from precompute.options import RunOptions, resolve_k, resolve_sweep
 from precompute.workers import Workers
 
 PACKAGES = ("torch", "transformers", "accelerate", "tokenizers", "safetensors", "numpy", "pandas", "pyarrow")
@@ -97,11 +97,12 @@ class PrecomputeRun:
             raise ValueError(f"language(s) {', '.join(unknown)} not in the corpus ({', '.join(self.corpus.languages)})")
         if options.identification_language not in self.languages:
             raise ValueError(f"identification language {options.identification_language!r} is not among {self.languages}")
-        self.lm = load_causal_lm(options.model, dtype=options.dtype, device=self.workers.model_device(options.device))
-        self.space: NeuronSpace = neuron_space_for(self.lm.config, options.definition)
-        self.hooks = neuron_hooks(self.lm.model, self.space)
+        # k is checked against the model's neuron count from its config, before the weights load.
+        self.space: NeuronSpace = neuron_space_for(load_config(resolve_model_dir(options.model)), options.definition)
         self.k = resolve_k(options.k, self.space.total)
-        self.k_sweep = sorted({resolve_k(k, self.space.total) for k in options.k_sweep} | {self.k})
+        self.k_sweep = resolve_sweep(options.k_sweep, self.k, self.space.total)
+        self.lm = load_causal_lm(options.model, dtype=options.dtype, device=self.workers.model_device(options.device))
+        self.hooks = neuron_hooks(self.lm.model, self.space)
         self.prompts = all_prompts(self.corpus, self.languages)
         self.timings: dict[str, float] = {}
         self.resources: dict = {"processes": self.workers.world}
@@ -314,7 +315,8 @@ class PrecomputeRun:
                     "drop the relation or language, or use a model that knows these facts")
             r_index, l_index = self.corpus.relation_names.index(rel), self.corpus.languages.index(lang)
             rng = np.random.default_rng([self.o.seed, r_index, l_index])
-            count = min(int(round(self.o.negatives_ratio * len(positives))), len(pool))
+            # At least one negative: a tiny --negatives-ratio must not leave average precision without any.
+            count = min(max(1, int(round(self.o.negatives_ratio * len(positives)))), len(pool))
             negatives = np.sort(rng.choice(pool, count, replace=False)) if count else np.array([], dtype=np.int32)
             frame = pd.DataFrame({
                 "prompt_id": np.concatenate([positives, negatives]).astype(np.int32),

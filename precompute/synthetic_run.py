@@ -70,7 +70,7 @@ class SyntheticRun:
     def __init__(self, shape_name: str, out: Path, relations=PAPER_RELATIONS, languages=PAPER_LANGUAGES,
                  facts_per_relation: int = 350, evaluation_facts: int = 50, k_sweep=PAPER_K_SWEEP,
                  k: str | None = None, random_seeds: int = 10, seed: int = 0):
-        from precompute.options import resolve_k
+        from precompute.options import resolve_k, resolve_sweep
 
         self.shape_name, self.shape = shape_name, SHAPES[shape_name]
         self.out = Path(out)
@@ -80,7 +80,7 @@ class SyntheticRun:
         n = self.space.total
         k = k or self.shape.k
         self.k = resolve_k(k, n)
-        self.k_sweep = sorted({resolve_k(x, n) for x in k_sweep} | {self.k})
+        self.k_sweep = resolve_sweep(k_sweep, self.k, n)
         self.random_seeds, self.seed = random_seeds, seed
         self.rng = np.random.default_rng(seed)
         self.options = RunOptions(model=f"synthetic:{shape_name}", facts="synthetic", out=str(out), k=k,

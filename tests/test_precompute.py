@@ -56,8 +56,8 @@ def test_resolve_k():
     assert resolve_k("3000", 835_584) == 3000
     assert resolve_k("0.36%", 835_584) == 3008
     assert resolve_k("0.0036", 835_584) == 3008
-    assert resolve_k("10000000", 4608) == 4608
-    for bad in ["0", "abc", "-5"]:
+    assert resolve_k("4608", 4608) == resolve_k("100%", 4608) == 4608
+    for bad in ["0", "abc", "-5", "10000000", "4609", "150%", "nan", "inf", "1.5"]:  # refused, never clamped
         with pytest.raises(ValueError):
             resolve_k(bad, 4608)
 
