@@ -33,7 +33,7 @@ from core.loading import load_causal_lm, load_config, model_fingerprint, resolve
 from core.manifest import MANIFEST, SCHEMA_VERSION, Manifest, ManifestError, read_manifest, write_manifest
 from core.neurons import NeuronSpace
 from core.mapped import NpyColumns, release_pages
-from core.parquet_io import partition_dir, read_parquet, write_parquet_atomic
+from core.parquet_io import partition_dir, read_parquet, remove_dead_temporaries, write_parquet_atomic
 from core.peak_memory import read_peak, reset_peak
 from core.score_stream import LabelledRows, score_stream
 from precompute.options import RunOptions, resolve_k, resolve_sweep
@@ -196,6 +196,7 @@ class PrecomputeRun:
     def _start(self) -> None:
         self._check_resumable()
         self.out.mkdir(parents=True, exist_ok=True)
+        remove_dead_temporaries(self.out)  # half-written files of a killed run (never read: not *.parquet)
         write_manifest(self._manifest("running"), self.out)
 
     def _inputs(self) -> tuple[str, str, int]:

@@ -1,5 +1,7 @@
 """Hostile input everywhere a user can type or link: property-based, 1,000 examples per property."""
+import base64
 import string
+import zlib
 from pathlib import Path
 
 import pytest
@@ -10,12 +12,21 @@ from core.demo import DEMO_RUN_DIR
 from core.lab import MAX_PROMPT_CHARS, LabInputError, check_prompt
 from core.manifest import neuron_space, read_manifest
 from core.parquet_io import partition_dir
-from core.share_state import (Parsed, load_snapshot, parse_neuron, pick_int, pick_many, pick_neurons, pick_one,
-                              pick_prompt, pick_range)
+from core.share_state import (MAX_PZ_CHARS, MAX_URL_PROMPT, PROMPT_KEYS, Parsed, load_snapshot, parse_neuron,
+                              pick_int, pick_many, pick_neurons, pick_one, pick_prompt, pick_range, prompt_params)
 
 HOSTILE = ["../../etc/passwd", "'; DROP TABLE scores; --", "\x00", "😀" * 50, "漢字かな", "<script>alert(1)</script>",
-           "%2e%2e%2f", "1 OR 1=1", "\u202e", "C:\\Windows", "~root", "", " ", "\n\t"]
-texts = st.one_of(st.text(max_size=300), st.sampled_from(HOSTILE), st.text(alphabet=string.printable, max_size=50))
+           "%2e%2e%2f", "1 OR 1=1", "\u202e", "C:\\Windows", "~root", "", " ", "\n\t",
+           "![](http://x/y)", "[a](http://x)", "<img src=x onerror=alert(1)>", "**bold** _it_ `code` $x^2$",
+           "<a href='javascript:alert(1)'>x</a>", "&lt;b&gt;", "| a | b |\n|---|---|", "# heading", "> quote",
+           ":material/link:", "\\[x\\]", "😀" * (MAX_PROMPT_CHARS + 1), "a" * (MAX_URL_PROMPT + 1)]
+MULTIBYTE = st.sampled_from("😀🎉👍🏽漢字かなéßЖ\u202e\u200b<>[]()!*_`#|\\ a\n")
+texts = st.one_of(
+    st.text(max_size=300), st.sampled_from(HOSTILE), st.text(alphabet=string.printable, max_size=50),
+    st.text(MULTIBYTE, min_size=MAX_URL_PROMPT - 2, max_size=MAX_URL_PROMPT + 2),  # around the link's plain cut
+    st.text(MULTIBYTE, min_size=MAX_PROMPT_CHARS - 2, max_size=MAX_PROMPT_CHARS + 300),  # past the prompt limit
+    st.text(min_size=MAX_PROMPT_CHARS - 2, max_size=MAX_PROMPT_CHARS + 300),
+)
 many = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RELATIONS = ["person_father", "person_mother", "company_ceo"]
 
@@ -93,6 +104,45 @@ def test_prompt_from_a_link_is_cut_to_the_limit(raw):
     prompt = pick_prompt({"prompt": raw}, Path("/nonexistent"), "default", parsed)
     assert len(prompt) <= MAX_PROMPT_CHARS
     assert (len(raw) <= MAX_PROMPT_CHARS) or parsed.notices
+
+
+def test_the_strategies_reach_past_every_limit():
+    """Each limit these properties claim to test is crossed by the values they draw."""
+    from hypothesis import find
+
+    for limit in (MAX_URL_PROMPT, MAX_PROMPT_CHARS):
+        assert len(find(texts, lambda t, n=limit: len(t) > n)) > limit
+    assert "](" in find(texts, lambda t: "](" in t) and any(ord(c) > 0xFFFF for c in find(texts, lambda t: max(
+        map(ord, t), default=0) > 0xFFFF))
+
+
+@many
+@given(texts)
+def test_a_prompt_link_round_trips_or_is_cut_with_the_limit(tmp_path_factory, raw):
+    folder = tmp_path_factory.getbasetemp() / "snapshots"
+    params = prompt_params(raw, folder)
+    assert len(params) == 1 and set(params) <= set(PROMPT_KEYS) and len(next(iter(params.values()))) <= MAX_PZ_CHARS
+    parsed = Parsed()
+    prompt = pick_prompt(params, folder, "default", parsed)
+    text = raw.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate is not text: it travels as '?'
+    assert prompt == text[:MAX_PROMPT_CHARS] and not parsed.notices
+
+
+PZ_VALUES = st.one_of(
+    texts, st.text(alphabet=string.ascii_letters + string.digits + "-_", max_size=MAX_PZ_CHARS + 10),
+    st.binary(max_size=5000).map(lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")),
+    st.binary(max_size=5000).map(lambda b: base64.urlsafe_b64encode(zlib.compress(b)).decode()),
+    st.integers(0, 1 << 22).map(lambda n: base64.urlsafe_b64encode(zlib.compress(b"\0" * n, 9)).decode()),
+)
+
+
+@many
+@given(PZ_VALUES)
+def test_compressed_prompt_from_a_link_is_a_prompt_or_a_notice(raw):
+    parsed = Parsed()
+    prompt = pick_prompt({"pz": raw}, Path("/nonexistent"), "default", parsed)
+    assert isinstance(prompt, str) and len(prompt) <= MAX_PROMPT_CHARS
+    assert prompt != "default" or parsed.notices or not raw
 
 
 @many
