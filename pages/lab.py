@@ -7,14 +7,10 @@ from core.hooks import neuron_hooks
 from core.lab import (MAX_ABLATED, MAX_NEW_TOKENS, MAX_PROMPT_CHARS, TOP_TOKENS, LabInputError, compare_next_tokens,
                       continuation_table, fit_prompt, max_prompt_tokens, read_prompt, read_prompt_ablated,
                       relation_activity)
-from core.share_state import (encode_list, format_neuron, parse_neuron, pick_int, pick_many,
+from core.share_state import (PROMPT_KEYS, encode_list, format_neuron, parse_neuron, pick_int, pick_many,
                               pick_neurons, pick_prompt, prompt_params)
 from pages.charts import CONDITION_COLORS, label_axis, row_step
 from pages.common import (SNAPSHOT_DIR, ViewState, copy_link, guarded, notice, run_model, start_page)
-try:  # TEMP until share_state has it
-    from core.share_state import PROMPT_KEYS
-except ImportError:
-    PROMPT_KEYS = ("prompt", "snap")
 
 run_name, store = start_page("Ablation lab")
 m = store.manifest
