@@ -1,8 +1,11 @@
 """The committed demo run: complete, within its size budget, and reproduced byte for byte by precompute."""
-import hashlib
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from core.demo import DEMO_RUN_DIR
@@ -13,10 +16,6 @@ from precompute.run import PrecomputeRun
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_demo_run_is_complete_and_small():
@@ -40,11 +39,33 @@ def test_precompute_reproduces_the_committed_files(tmp_path, monkeypatch):
         sorted((copy / "effects").glob("ablated=person_father/k=*/top-0.parquet"))[0],
         sorted((copy / "effects").glob("ablated=random/k=*/random-0-seed3.parquet"))[0],
     ]
-    expected = {p: digest(p) for p in redo}
+    expected = {p: pq.read_table(p) for p in redo}
     for p in redo:
         p.unlink()
     options = RunOptions(out=str(copy), **{k: v for k, v in manifest.options.items()})
     options.threads = 2
     PrecomputeRun(options, log=lambda *_: None).run()
-    for p, d in expected.items():
-        assert digest(p) == d, p
+    top_limit = max([manifest.k, *manifest.k_sweep])
+    for p, table in expected.items():
+        assert_same_results(pq.read_table(p), table, p, top_limit)
+
+
+def assert_same_results(got: pa.Table, expected: pa.Table, path: Path, top_limit: int) -> None:
+    """Equal row for row: every answer, id and text exactly, every rank the views use (up to the run's largest
+    k) exactly; float32 statistics to float32 rounding. Byte identity holds on one machine
+    (tests/test_kill_resume.py); another CPU's vector units round the last bits of a float32 sum differently,
+    which moves log-probabilities by about 1e-7 and can swap two neurons whose AP ties to 6 digits."""
+    assert got.schema == expected.schema, path
+    a, b = got.to_pandas(), expected.to_pandas()
+    assert a.shape == b.shape, path
+    for column in a.columns:
+        if pd.api.types.is_float_dtype(a[column]):
+            np.testing.assert_allclose(a[column], b[column], rtol=1e-4, atol=1e-5, err_msg=f"{path}: {column}")
+        elif column == "rank":
+            moved = a["rank"] != b["rank"]
+            assert not (moved & ((a["rank"] <= top_limit) | (b["rank"] <= top_limit))).any(), (path, "top ranks")
+            # a swap is only between near-ties: AP read in rank order is the same sequence
+            np.testing.assert_allclose(a.sort_values("rank").ap.to_numpy(), b.sort_values("rank").ap.to_numpy(),
+                                       atol=1e-4, err_msg=f"{path}: ranks")
+        else:
+            assert a[column].equals(b[column]), (path, column)
