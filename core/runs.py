@@ -31,6 +31,15 @@ def runs_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
 
 
+def model_path(source: str) -> Path:
+    """Where a run's model is: manifests of runs made in the repository name it relative to the repository;
+    anything else (an absolute path, a cached hub id) is used as written."""
+    path = Path(source)
+    if not path.is_absolute() and (REPO_ROOT / path).exists():
+        return REPO_ROOT / path
+    return path
+
+
 def discover_runs(directory: Path) -> dict[str, RunRef]:
     """name -> run, for every subfolder holding a manifest (sorted, demo first)."""
     found = {}

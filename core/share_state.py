@@ -116,20 +116,24 @@ def format_neuron(neuron: NeuronId) -> str:
     return f"{neuron.layer}.{neuron.module}.{neuron.index}"
 
 
-def pick_neurons(params: Mapping[str, str], key: str, space: NeuronSpace, parsed: Parsed) -> list[NeuronId]:
-    raw = params.get(key)
-    if not raw:
-        return []
+def parse_neuron_list(text: str, space: NeuronSpace) -> tuple[list[NeuronId], list[str]]:
+    """A comma-separated list (a link's or a text box's) -> the neurons, each once and in order, and the items
+    that are no neuron of this model; at most MAX_LISTED items are read."""
     out, bad = [], []
-    for item in str(raw).split(",")[:MAX_LISTED]:
+    for item in [t for t in str(text).split(",") if t.strip()][:MAX_LISTED]:
         try:
             out.append(parse_neuron(item, space))
         except ValueError:
-            bad.append(item)
+            bad.append(item.strip())
+    return list(dict.fromkeys(out)), bad
+
+
+def pick_neurons(params: Mapping[str, str], key: str, space: NeuronSpace, parsed: Parsed) -> list[NeuronId]:
+    neurons, bad = parse_neuron_list(params.get(key) or "", space)
     if bad:
         parsed.note(f"Ignored {len(bad)} neuron(s) in the link that this model does not have: "
                     f"{', '.join(_clip(b, 24) for b in bad[:3])}.")
-    return list(dict.fromkeys(out))
+    return neurons
 
 
 # ----- prompts in links -------------------------------------------------------------------------------------------

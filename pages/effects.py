@@ -5,8 +5,10 @@ import streamlit as st
 
 from core.metrics import cumulativity_from_table, intra_relation, random_seed_accuracies, sweep_curves
 from core.share_state import pick_int, pick_one
-from pages.charts import CONDITION_COLORS, CONDITION_NAMES, label_axis, row_step
-from pages.common import ViewState, copy_link, download, guarded, start_page
+from ui.charts import CONDITION_COLORS, CONDITION_NAMES, label_axis, row_step
+from ui.output import copy_link, download, guarded
+from ui.run import start_page
+from ui.state import ViewState
 
 TABS = {"intra": "Intra & inter", "sweep": "Sweep", "cumulativity": "Cumulativity", "multilingual": "Multilingual",
         "heldout": "Held-out templates"}

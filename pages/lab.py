@@ -2,15 +2,18 @@
 import altair as alt
 import streamlit as st
 
+from core.ablation_sets import ablation_set
 from core.adapters import neuron_space_for
 from core.hooks import neuron_hooks
 from core.lab import (MAX_ABLATED, MAX_NEW_TOKENS, MAX_PROMPT_CHARS, TOP_TOKENS, LabInputError, compare_next_tokens,
                       continuation_table, fit_prompt, max_prompt_tokens, read_prompt, read_prompt_ablated,
                       relation_activity)
-from core.share_state import (PROMPT_KEYS, encode_list, format_neuron, parse_neuron, pick_int, pick_many,
+from core.share_state import (PROMPT_KEYS, encode_list, format_neuron, parse_neuron_list, pick_int, pick_many,
                               pick_neurons, pick_prompt, prompt_params)
-from pages.charts import CONDITION_COLORS, label_axis, row_step
-from pages.common import (SNAPSHOT_DIR, ViewState, copy_link, guarded, notice, run_model, start_page)
+from ui.charts import CONDITION_COLORS, label_axis, row_step
+from ui.output import copy_link, guarded, notice
+from ui.run import SNAPSHOT_DIR, run_model, start_page
+from ui.state import ViewState
 
 run_name, store = start_page("Ablation lab")
 m = store.manifest
@@ -84,22 +87,16 @@ remove_text = c5.text_input("Keep on (remove from the set)", max_chars=2000,
                                            lambda v: isinstance(v, str)))
 
 
-def parse_list(text: str) -> list:
-    out = []
-    for item in [t for t in text.split(",") if t.strip()][:64]:
-        try:
-            out.append(parse_neuron(item, space))
-        except ValueError as exc:
-            notice(str(exc))
-    return list(dict.fromkeys(out))
+def neurons_in(text: str) -> list:
+    neurons, bad = parse_neuron_list(text, space)
+    for item in bad:
+        notice(f"'{item}' is not a neuron of this model ({space.describe()}); write layer.module.index, "
+               "e.g. 2.gate_proj.17")
+    return neurons
 
 
-extra, minus = parse_list(add_text), parse_list(remove_text)
-tops = {r: store.top_neurons(r, ident_lang, int(k)) for r in rels} if rels else {}
-chosen_ids = {int(i) for t in tops.values() for i in t.neuron}
-chosen_ids |= {space.flat_id(n) for n in extra}
-chosen_ids -= {space.flat_id(n) for n in minus}
-neurons = [space.neuron(i) for i in sorted(chosen_ids)]
+extra, minus = neurons_in(add_text), neurons_in(remove_text)
+chosen_ids = ablation_set(store, rels, ident_lang, int(k), space, extra, minus)
 try:
     prompt_url = prompt_params(prompt, SNAPSHOT_DIR)
 except OSError as exc:
@@ -109,7 +106,7 @@ state.publish({"off": encode_list(rels) or None, "k": k, "tokens": new_tokens,
                **{key: prompt_url.get(key) for key in PROMPT_KEYS},
                "add": encode_list(format_neuron(n) for n in extra) or None,
                "remove": encode_list(format_neuron(n) for n in minus) or None})
-st.caption(f"{len(neurons):,} neurons off ({len(neurons) / space.total:.2%} of {space.total:,}). "
+st.caption(f"{len(chosen_ids):,} neurons off ({len(chosen_ids) / space.total:.2%} of {space.total:,}). "
            f"Limits: {MAX_PROMPT_CHARS:,} characters and the model's positions per prompt, {MAX_NEW_TOKENS} new "
            f"tokens, {MAX_ABLATED:,} neurons.")
 if showcase is not None and prompt == showcase.text:
@@ -156,7 +153,7 @@ def next_token_chart(table) -> alt.Chart:
 
 def readout_section(text: str):
     base = baseline_for(run_name, text, int(new_tokens))
-    ablated = ablated_for(run_name, text, int(new_tokens), tuple(sorted(chosen_ids))) if neurons else base
+    ablated = ablated_for(run_name, text, int(new_tokens), chosen_ids) if chosen_ids else base
     left, right = st.columns(2)
     with left:
         st.subheader(f"Next token: top {TOP_TOKENS}")

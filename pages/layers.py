@@ -3,8 +3,10 @@ import altair as alt
 import streamlit as st
 
 from core.share_state import pick_int, pick_one
-from pages.charts import label_axis, row_step
-from pages.common import ViewState, copy_link, download, guarded, start_page
+from ui.charts import label_axis, row_step
+from ui.output import copy_link, download, guarded
+from ui.run import start_page
+from ui.state import ViewState
 
 UNITS = {"count": "counts", "share": "share of the relation's top-k"}
 

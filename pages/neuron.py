@@ -4,8 +4,10 @@ import streamlit as st
 
 from core.manifest import neuron_space
 from core.share_state import format_neuron, parse_neuron, pick_one
-from pages.charts import label_axis, row_step
-from pages.common import ViewState, copy_link, download, guarded, notice, start_page
+from ui.charts import label_axis, row_step
+from ui.output import copy_link, download, guarded, notice
+from ui.run import start_page
+from ui.state import ViewState
 
 run_name, store = start_page("Neuron inspector")
 m = store.manifest

@@ -5,8 +5,10 @@ import streamlit as st
 from core.manifest import module_sizes
 from core.overlap import METRICS, MODES, complete_grid, filtered_total, heatmap_cells, overlap_long
 from core.share_state import Parsed, encode_list, pick_int, pick_many, pick_one, pick_range
-from pages.charts import label_axis, row_step
-from pages.common import ViewState, copy_link, download, guarded, show_notices, start_page
+from ui.charts import label_axis, row_step
+from ui.output import copy_link, download, guarded, show_notices
+from ui.run import start_page
+from ui.state import ViewState
 
 METRIC_LABEL = {"count": "shared neurons", "jaccard": "Jaccard",
                 "chance_ratio": "ratio to random sets (shared ÷ |A|·|B|/N)"}

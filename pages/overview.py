@@ -4,8 +4,10 @@ import streamlit as st
 
 from core.manifest import module_sizes
 from core.share_state import pick_one
-from pages.charts import label_axis, row_step
-from pages.common import ViewState, copy_link, download, guarded, start_page
+from ui.charts import label_axis, row_step
+from ui.output import copy_link, download, guarded
+from ui.run import start_page
+from ui.state import ViewState
 
 TEMPLATE_KINDS = {"train": "trained templates", "heldout": "held-out templates"}
 

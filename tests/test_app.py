@@ -38,3 +38,30 @@ def test_a_run_added_while_the_server_runs_is_found(tmp_path, monkeypatch):
     assert not at.exception and not at.warning, [w.value for w in at.warning]
     assert at.sidebar.selectbox[0].options == ["demo", "later"]
     assert at.sidebar.selectbox[0].value == "later"
+
+
+def test_the_streamlit_internal_behind_the_deep_link_workaround_still_exists():
+    """ui.run._leave_legacy_multipage_mode flips PagesManager.uses_pages_directory, a private flag: if a Streamlit
+    upgrade renames it or stops setting it for a pages/ folder, this fails and the workaround must be revisited."""
+    import inspect
+
+    from streamlit.commands import navigation
+    from streamlit.runtime.pages_manager import PagesManager
+
+    saved = PagesManager.uses_pages_directory
+    try:
+        PagesManager.uses_pages_directory = None
+        PagesManager(APP)
+        assert PagesManager.uses_pages_directory is True  # a pages/ folder next to app.py starts the legacy mode
+    finally:
+        PagesManager.uses_pages_directory = saved
+    assert "PagesManager.uses_pages_directory = False" in inspect.getsource(navigation)  # what st.navigation does
+
+
+def test_model_paths_of_runs_made_in_the_repository_resolve_against_it(tmp_path):
+    from core.demo import REPO_ROOT
+    from core.runs import model_path
+
+    assert model_path("data/models/demo") == REPO_ROOT / "data" / "models" / "demo"
+    assert model_path(str(tmp_path)) == tmp_path
+    assert str(model_path("meta-llama/Llama-2-7b-hf")) == "meta-llama/Llama-2-7b-hf"  # a cached hub id, as written

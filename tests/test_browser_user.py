@@ -1,5 +1,6 @@
-"""A user in a real browser: every control on every page changed twice or more in a row, each change checked on
-screen and in the URL; the lab switched off, on and off; back and forward; links that are no page."""
+"""A user in a real browser (Debian's Chromium via Playwright, a real `streamlit run`): every control on every page
+changed twice or more in a row, each change checked on screen and in the URL; the lab switched off, on and off;
+back and forward; hostile links; paths that are no page; screenshots of every page at two widths."""
 import re
 import shutil
 import time
@@ -352,8 +353,11 @@ def test_screenshots_of_every_page(browser, width):
     try:
         for name in PAGES:
             open_page(tab, name)
-            tab.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
-            tab.wait_for_timeout(800)
+            tab.wait_for_selector('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg',
+                                  timeout=60_000)
+            nav = tab.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert name.capitalize() in nav and "common" not in nav, nav  # app.py's navigation, not the folder's
+            tab.wait_for_timeout(800)  # let vega finish drawing before the screenshot
             tab.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
     finally:
         context.close()

@@ -72,7 +72,7 @@ def test_link_round_trip(page, query):
 def test_long_prompt_travels_in_the_link_itself(tmp_path, monkeypatch):
     long_prompt = "The father of Bouzei Hulir is " * 20
     assert len(long_prompt) > MAX_URL_PROMPT
-    import pages.common as common
+    import ui.run as common
     monkeypatch.setattr(common, "SNAPSHOT_DIR", tmp_path)
     first = run_page("lab", {"prompt": long_prompt})
     assert_clean(first)

@@ -1,0 +1,1 @@
+"""Streamlit helpers the pages share (pages/ holds only the routed pages)."""

@@ -1,0 +1,48 @@
+"""What pages show besides charts: notices that keep user text as text, data-fault guards, downloads, the link."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.share_state import Parsed
+from core.store import RunDataError
+from core.text import escape_markdown
+
+
+def notice(text: str, kind: str = "warning", icon: str | None = None) -> None:
+    """A message that may hold user text (a link's value, a file's content, an exception): shown as plain text."""
+    getattr(st, kind)(escape_markdown(text), icon=icon)
+
+
+def show_notices(parsed: Parsed) -> None:
+    for note in parsed.notices:
+        notice(note, icon=":material/link:")
+
+
+def guarded(fn):
+    """Draw a section; a run's data fault becomes a message, the rest of the page keeps working."""
+    try:
+        fn()
+    except RunDataError as exc:
+        notice(str(exc), "error")
+
+
+def download(df: pd.DataFrame, name: str, key: str) -> None:
+    left, right = st.columns(2)
+    left.download_button("Download CSV", df.to_csv(index=False).encode(), f"{name}.csv", "text/csv", key=f"{key}_csv")
+    right.download_button("Download Parquet", df.to_parquet(index=False), f"{name}.parquet",
+                          "application/octet-stream", key=f"{key}_pq")
+
+
+def copy_link() -> None:
+    """The view's URL (its state is all in the query string), in a code block with a copy button."""
+    from urllib.parse import urlencode
+
+    try:
+        base = (st.context.url or "").split("?")[0]
+    except Exception:  # outside a browser session (AppTest) there is no URL
+        base = ""
+    with st.expander("Copy link to this view", icon=":material/link:"):
+        st.code(f"{base}?{urlencode({k: st.query_params.get(k) for k in st.query_params.keys()})}", language=None)
+
+
