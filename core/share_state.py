@@ -82,6 +82,17 @@ def pick_int(params: Mapping[str, str], key: str, low: int, high: int, default: 
     return value
 
 
+def pick_precomputed(params: Mapping[str, str], key: str, values: list[int], default: int, parsed: Parsed,
+                     label: str) -> int:
+    """A k the run has figures for: the link's, or the nearest precomputed one with a notice."""
+    wanted = pick_int(params, key, min(values), max(values), default, parsed, label)
+    if wanted in values:
+        return wanted
+    nearest = min(values, key=lambda v: (abs(v - wanted), v))
+    parsed.note(f"{label} {wanted:,} was not precomputed; showing the nearest precomputed {label}, {nearest:,}.")
+    return nearest
+
+
 def pick_range(params: Mapping[str, str], key: str, low: int, high: int, parsed: Parsed, label: str) -> tuple[int, int]:
     raw = params.get(key)
     if not raw:

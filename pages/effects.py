@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.metrics import cumulativity_from_table, intra_relation, random_seed_accuracies, sweep_curves
-from core.share_state import pick_int, pick_one
+from core.share_state import pick_one, pick_precomputed
 from ui.charts import CONDITION_COLORS, CONDITION_NAMES, label_axis, row_step
 from ui.output import copy_link, download, guarded
 from ui.run import start_page
@@ -19,11 +19,7 @@ m = store.manifest
 sweep = list(m.k_sweep)
 state = ViewState("effects")
 p, parsed = state.url, state.parsed
-k0 = pick_int(p, "k", min(sweep), max(sweep), m.k, parsed, "k")
-if k0 not in sweep:
-    nearest = min(sweep, key=lambda v: abs(v - k0))
-    parsed.note(f"k {k0:,} was not precomputed; showing the nearest precomputed k, {nearest:,}.")
-    k0 = nearest
+k0 = pick_precomputed(p, "k", sweep, m.k, parsed, "k")
 lang0 = pick_one(p, "lang", store.languages, "en" if "en" in store.languages else store.languages[0], parsed, "language")
 rel0 = pick_one(p, "rel", store.relations, store.relations[0], parsed, "relation")
 tab0 = pick_one(p, "tab", list(TABS), "intra", parsed, "tab")

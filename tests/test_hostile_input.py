@@ -203,3 +203,14 @@ def _close_store():
     yield
     if "s" in _cached:
         _cached.pop("s").close()
+
+
+def test_a_k_that_was_not_precomputed_becomes_the_nearest_with_a_notice():
+    from core.share_state import Parsed, pick_precomputed
+
+    sweep = [10, 36, 108, 358]
+    for raw, expected, noted in [("108", 108, False), ("20", 10, True), ("23", 10, True), ("24", 36, True),
+                                 ("5", 10, True), ("9999", 358, True), ("abc", 108, True), (None, 108, False)]:
+        parsed = Parsed()
+        assert pick_precomputed({"k": raw} if raw else {}, "k", sweep, 108, parsed, "k") == expected, raw
+        assert bool(parsed.notices) == noted, (raw, parsed.notices)
