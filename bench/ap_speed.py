@@ -18,8 +18,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.results import read_table  # noqa: E402
 from core.scoring import average_precision  # noqa: E402
+from core.store import RunStore  # noqa: E402
 
 
 def main() -> None:
@@ -33,9 +33,10 @@ def main() -> None:
 
     acts = np.load(args.run / "work" / "language=en" / "activations.npy")
     row = {int(p): i for i, p in enumerate(np.load(args.run / "work" / "language=en" / "prompt_ids.npy"))}
-    ident = read_table(args.run, "identification")
-    rel = sorted(ident.relation.unique())[0]
-    g = ident[(ident.relation == rel) & (ident.language == "en")]
+    store = RunStore(args.run)
+    rel = sorted(store.relations)[0]
+    g = store.identification_rows(rel, "en")
+    store.close()
     x = np.ascontiguousarray(acts[[row[int(p)] for p in g.prompt_id]])
     y = g.positive.to_numpy()
     n = x.shape[1]

@@ -1,28 +1,12 @@
-"""The paper's numbers from a run's tables: accuracy, drops, interference, cumulativity, overlap."""
+"""The paper's numbers from a run's tables: accuracy, drops, interference, cumulativity.
+
+One implementation of each figure, shared by the explorer's pages and `precompute summary`: the per-prompt
+aggregation is RunStore.ablation_summary (SQL); these functions shape its result. Overlap is core.overlap.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-
-
-def _joined(baseline: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
-    base = baseline[["prompt_id", "correct", "gold_first_logprob", "gold_logprob"]].rename(
-        columns={"correct": "base_correct", "gold_first_logprob": "base_first_lp", "gold_logprob": "base_lp"})
-    return effects.merge(base, on="prompt_id", how="inner")
-
-
-def ablation_table(baseline: pd.DataFrame, effects: pd.DataFrame, template_kind: str = "train") -> pd.DataFrame:
-    """Per (ablated set, k, seed, evaluated relation, language): accuracy before/after and log-prob drops."""
-    j = _joined(baseline, effects)
-    j = j[j.template_kind == template_kind]
-    g = j.groupby(["ablated", "kind", "k_from", "k", "seed", "relation", "language"], as_index=False).agg(
-        base_accuracy=("base_correct", "mean"), accuracy=("correct", "mean"), prompts=("correct", "size"),
-        first_lp_drop=("base_first_lp", "mean"), lp_drop=("base_lp", "mean"),
-        first_lp_after=("gold_first_logprob", "mean"), lp_after=("gold_logprob", "mean"))
-    g["first_lp_drop"] = g["first_lp_drop"] - g.pop("first_lp_after")
-    g["lp_drop"] = g["lp_drop"] - g.pop("lp_after")
-    return finish_ablation_table(g)
 
 
 def finish_ablation_table(g: pd.DataFrame) -> pd.DataFrame:
@@ -46,12 +30,9 @@ def random_summary(table: pd.DataFrame, k: int, language: str = "en") -> pd.Data
     return pd.DataFrame(rows)
 
 
-def relation_summary(baseline: pd.DataFrame, effects: pd.DataFrame, k: int, language: str = "en") -> pd.DataFrame:
-    """The README's table: per relation, baseline, own drop, random drop, worst hit on others, interference."""
-    return summarise_relations(ablation_table(baseline, effects), k, language)
-
-
 def summarise_relations(table: pd.DataFrame, k: int, language: str = "en") -> pd.DataFrame:
+    """The summary's table from RunStore.ablation_summary: per relation, baseline, own drop, random drop, worst
+    hit on others, interference (drops in points; most_improved_drop < 0 is an improvement)."""
     top = table[(table.kind == "top") & (table.k == k) & (table.language == language)]
     rows = []
     for rel, g in top.groupby("ablated"):
@@ -97,30 +78,6 @@ def cumulativity_summary(per_relation: pd.DataFrame) -> dict:
         "micro": float(1 - per_relation.affected.sum() / micro_total) if micro_total else float("nan"),
         "total": int(micro_total),
     }
-
-
-def top_sets(scores: pd.DataFrame, k: int) -> dict[str, set[int]]:
-    """relation -> its top-k neuron ids, from a scores table of one language."""
-    top = scores[scores["rank"] <= k]
-    return {rel: set(g.neuron) for rel, g in top.groupby("relation")}
-
-
-def overlap_matrix(sets: dict[str, set[int]], metric: str = "count", total: int | None = None) -> pd.DataFrame:
-    names = sorted(sets)
-    m = pd.DataFrame(index=names, columns=names, dtype=float)
-    for a in names:
-        for b in names:
-            shared = len(sets[a] & sets[b])
-            if metric == "count":
-                m.loc[a, b] = shared
-            elif metric == "jaccard":
-                m.loc[a, b] = shared / max(1, len(sets[a] | sets[b]))
-            elif metric == "chance_ratio":
-                expected = len(sets[a]) * len(sets[b]) / total
-                m.loc[a, b] = shared / expected if expected else np.nan
-            else:
-                raise ValueError(f"unknown overlap metric {metric!r}")
-    return m
 
 
 def intra_relation(table: pd.DataFrame, k: int, language: str) -> pd.DataFrame:

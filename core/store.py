@@ -260,6 +260,18 @@ class RunStore:
             "ORDER BY relation, flips DESC, lp_drop DESC NULLS LAST, prompt_id",
             [k, language, language, per_relation])
 
+    def table(self, table: str) -> pd.DataFrame:
+        """One of the run's tables, whole, in a fixed row order (every column, ascending): for the summary,
+        benchmarks and tests. The name is checked against TABLES, never formatted in from elsewhere."""
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+        return self.query(f"SELECT * FROM {table} ORDER BY ALL")
+
+    def identification_rows(self, relation: str, language: str) -> pd.DataFrame:
+        """The identification prompts of one relation and language: prompt_id and positive, by prompt_id."""
+        return self.query("SELECT prompt_id, positive FROM identification WHERE relation = ? AND language = ? "
+                          "ORDER BY prompt_id", [relation, language])
+
     def effect_rows(self, kinds: list[str], k: list[int] | None = None) -> pd.DataFrame:
         """Per-prompt effects for the given ablation kinds (and k values), for core.metrics."""
         if k is None:
@@ -272,8 +284,8 @@ class RunStore:
         df = self.query(
             "SELECT e.ablated, e.kind, e.k_from::INT AS k_from, e.k::INT AS k, e.seed, e.relation, e.language, "
             "avg(b.correct::INT) AS base_accuracy, avg(e.correct::INT) AS accuracy, count(*) AS prompts, "
-            "avg(b.gold_first_logprob - e.gold_first_logprob) AS first_lp_drop, "
-            "avg(b.gold_logprob - e.gold_logprob) AS lp_drop "
+            "avg(b.gold_first_logprob::DOUBLE - e.gold_first_logprob) AS first_lp_drop, "  # FLOAT - FLOAT stays FLOAT
+            "avg(b.gold_logprob::DOUBLE - e.gold_logprob) AS lp_drop "
             "FROM effects e JOIN baseline b ON b.prompt_id = e.prompt_id WHERE e.template_kind = ? GROUP BY ALL",
             [template_kind])
         return finish_ablation_table(df)

@@ -1,17 +1,31 @@
-"""The end-of-run summary: the README's 'What the model shows' table, computed from a run folder."""
+"""The end-of-run summary: the README's 'What the model shows' table, computed from a run folder.
+
+Read through the explorer's store and computed by the explorer's own functions (RunStore.ablation_summary,
+core.metrics.summarise_relations; RunStore.overlap_counts, core.overlap), so the README and the app agree.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from core.manifest import read_manifest
-from core.metrics import relation_summary
-from core.results import read_table
+import pandas as pd
+
+from core.manifest import Manifest, module_sizes
+from core.metrics import summarise_relations
+from core.overlap import complete_grid, filtered_total, overlap_long
+from core.store import RunStore
+
+
+def _summary(store: RunStore, language: str, k: int | None) -> tuple[pd.DataFrame, Manifest, int]:
+    k = k or store.manifest.k
+    return summarise_relations(store.ablation_summary("train"), k, language), store.manifest, k
 
 
 def summary_table(run_dir: Path, language: str = "en", k: int | None = None):
-    manifest = read_manifest(run_dir)
-    k = k or manifest.k
-    return relation_summary(read_table(run_dir, "baseline"), read_table(run_dir, "effects"), k, language), manifest, k
+    store = RunStore(run_dir)
+    try:
+        return _summary(store, language, k)
+    finally:
+        store.close()
 
 
 def print_summary(run_dir: Path, language: str = "en") -> None:
@@ -34,11 +48,26 @@ CLOSE_PAIRS = (("person_father", "person_mother"), ("person_plays_pro_sport", "p
                ("landmark_in_country", "landmark_on_continent"), ("company_ceo", "company_hq"))
 
 
+def relation_overlap(store: RunStore, k: int, language: str) -> pd.DataFrame:
+    """The overlap page's relation x relation view in one language, no layer or module filter: every pair of
+    relations (zero-sharing pairs included) with shared, expected (two random sets) and the other metrics."""
+    m = store.manifest
+    sizes = dict(module_sizes(m))
+    modules, layers = list(sizes), (0, int(m.neurons["num_layers"]) - 1)
+    shared, set_sizes = store.overlap_counts(k, [language], layers, modules)
+    long = overlap_long(complete_grid(shared, [(r, language) for r in store.relations]), set_sizes, "count",
+                        filtered_total(sizes, modules, layers))
+    return long[long.relation_a < long.relation_b].sort_values(["relation_a", "relation_b"], ignore_index=True)
+
+
 def markdown_summary(run_dir: Path, language: str = "en") -> str:
     """The README's 'What the demo model shows' section: per-relation table, targets, overlap of related pairs."""
-    from core.metrics import overlap_matrix, top_sets
-
-    table, manifest, k = summary_table(run_dir, language)
+    store = RunStore(run_dir)
+    try:
+        table, manifest, k = _summary(store, language, None)
+        pairs = relation_overlap(store, k, language)
+    finally:
+        store.close()
     n = manifest.neurons["total"]
     lines = [
         f"k = {k:,} of {n:,} neurons ({k / n:.1%}), '{manifest.neurons['definition']}' definition, "
@@ -61,14 +90,11 @@ def markdown_summary(run_dir: Path, language: str = "en") -> str:
         f"- Gold object's first-token log-probability: own top-k off lowers it by {table.own_first_lp_drop.mean():.3f} nats "
         f"on average, random sets by {table.random_first_lp_drop.mean():.4f} nats: **{ratio:.0f}x**.",
     ]
-    scores = read_table(run_dir, "scores")
-    sets = top_sets(scores[scores.language == language], k)
-    counts = overlap_matrix(sets, "count")
-    chance = k * k / n
-    close = [(a, b, int(counts.loc[a, b])) for a, b in CLOSE_PAIRS if a in counts.index and b in counts.index]
+    count = {frozenset((a, b)): int(c) for a, b, c in zip(pairs.relation_a, pairs.relation_b, pairs.shared)}
+    close = [(a, b, count[frozenset((a, b))]) for a, b in CLOSE_PAIRS if frozenset((a, b)) in count]
     close_set = {frozenset(p[:2]) for p in close}
-    others = [int(counts.loc[a, b]) for i, a in enumerate(counts.index) for b in counts.index[i + 1:]
-              if frozenset((a, b)) not in close_set]
+    others = [int(c) for pair, c in zip(zip(pairs.relation_a, pairs.relation_b), pairs.shared) if frozenset(pair) not in close_set]
+    chance = float(pairs.expected.mean()) if len(pairs) else k * k / n  # every set has k neurons: k*k/n
     lines.append(
         f"- Overlap of top-{k:,} sets (chance for two random sets: {chance:.1f}): closely related pairs "
         + ", ".join(f"{a}/{b} {c}" for a, b, c in close)

@@ -16,8 +16,8 @@ from core.demo import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
 from core.facts import FactCorpus, load_corpus, save_corpus
 from core.manifest import neuron_space, read_manifest
 from core.neurons import NeuronId
-from core.metrics import cumulativity, relation_summary
-from core.results import read_table
+from core.metrics import cumulativity, summarise_relations
+from core.store import RunStore
 from precompute.options import RunOptions, resolve_k
 from precompute.run import PrecomputeRun
 
@@ -67,8 +67,8 @@ def test_run_writes_every_table_and_a_complete_manifest(finished_run):
     assert manifest.status == "complete" and manifest.k == 30 and manifest.k_sweep == [10, 30, 60]
     assert manifest.neurons["total"] == 4 * (512 + 512 + 128) or manifest.neurons["total"] > 0
     for table in ("baseline", "identification", "scores", "effects"):
-        assert not read_table(finished_run, table).empty
-    scores = read_table(finished_run, "scores")
+        assert not RunStore(finished_run).table(table).empty
+    scores = RunStore(finished_run).table("scores")
     assert set(scores.relation) == set(RELATIONS) and set(scores.language) == {"de", "en"}
     space = neuron_space(manifest)  # what the app rebuilds from the manifest must give the run's flat ids
     sample = scores.sample(200, random_state=0)
@@ -78,8 +78,8 @@ def test_run_writes_every_table_and_a_complete_manifest(finished_run):
 
 
 def test_negatives_are_four_times_the_positives_from_other_relations(finished_run):
-    base = read_table(finished_run, "baseline").set_index("prompt_id")
-    ident = read_table(finished_run, "identification")
+    base = RunStore(finished_run).table("baseline").set_index("prompt_id")
+    ident = RunStore(finished_run).table("identification")
     for (rel, lang), g in ident.groupby(["relation", "language"]):
         pos, neg = g[g.positive].prompt_id, g[~g.positive].prompt_id
         assert len(pos) > 0
@@ -95,8 +95,8 @@ def test_scores_equal_sklearn_on_the_captured_activations(finished_run):
     acts = np.load(finished_run / "work" / "language=en" / "activations.npy")
     ids = np.load(finished_run / "work" / "language=en" / "prompt_ids.npy")
     row = {int(p): i for i, p in enumerate(ids)}
-    ident = read_table(finished_run, "identification")
-    scores = read_table(finished_run, "scores")
+    ident = RunStore(finished_run).table("identification")
+    scores = RunStore(finished_run).table("scores")
     rng = np.random.default_rng(0)
     for rel in RELATIONS:
         g = ident[(ident.relation == rel) & (ident.language == "en")]
@@ -106,7 +106,7 @@ def test_scores_equal_sklearn_on_the_captured_activations(finished_run):
             ref = average_precision_score(g.positive.to_numpy(), x[:, neuron])
             assert abs(s.loc[neuron, "ap"] - ref) < 1e-6
         assert sorted(s["rank"]) == list(range(1, len(s) + 1))
-    top = read_table(finished_run, "top_prompts")
+    top = RunStore(finished_run).table("top_prompts")
     top = top[top.language == "en"]
     for neuron in rng.choice(acts.shape[1], 20, replace=False):
         t = top[top.neuron == neuron].sort_values("place")
@@ -119,7 +119,7 @@ def test_scores_equal_sklearn_on_the_captured_activations(finished_run):
 def test_effects_zero_the_selected_top_k(finished_run, small_corpus):
     run = PrecomputeRun(options(small_corpus, finished_run), log=lambda *_: None)
     ranking = run.ranking("person_father")
-    scores = read_table(finished_run, "scores")
+    scores = RunStore(finished_run).table("scores")
     s = scores[(scores.relation == "person_father") & (scores.language == "en")].sort_values("rank")
     assert list(ranking[:30]) == list(s.neuron[:30])
     cond = dict(ablated="person_father", kind="range", k_from=10, k=30, seed=-1)
@@ -127,11 +127,11 @@ def test_effects_zero_the_selected_top_k(finished_run, small_corpus):
 
 
 def test_summary_and_cumulativity_compute(finished_run):
-    base, eff = read_table(finished_run, "baseline"), read_table(finished_run, "effects")
-    table = relation_summary(base, eff, 30)
+    store = RunStore(finished_run)
+    table = summarise_relations(store.ablation_summary("train"), 30)
     assert set(table.relation) == set(RELATIONS)
     assert table.seeds.eq(2).all()
-    cum = cumulativity(eff, 10, 30)
+    cum = cumulativity(store.effect_rows(["top", "range"]), 10, 30)
     assert (cum.affected <= cum.total).all()
 
 

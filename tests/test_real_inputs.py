@@ -14,7 +14,7 @@ from core.capture import capture_pooled
 from core.hooks import neuron_hooks
 from core.importers import load_facts
 from core.loading import load_causal_lm
-from core.results import read_table
+from core.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ def test_run_on_lre_files_in_bfloat16_writes_paper_prompts_and_explains_a_model_
     assert done.returncode == 2, done.stderr[-2000:]
     assert "answers 0 of its" in done.stderr and "use a model that knows these facts" in done.stderr
     assert "Traceback" not in done.stderr
-    baseline = read_table(out, "baseline")
+    baseline = RunStore(out).table("baseline")
     assert len(baseline) == 3 * 70 * 3  # every fact under 2 main templates and 1 held-out one
     assert baseline.text.str.endswith("? Answer:").all()
     assert set(baseline.template_kind) == {"train", "heldout"}

@@ -10,7 +10,6 @@ import pytest
 from apptest_helpers import PAGES, assert_clean, chart_frames, run_page, texts
 from core.demo import DEMO_RUN_DIR
 from core.manifest import neuron_space, read_manifest
-from core.results import read_table
 from core import store as store_module
 from core.store import STORE_PREFIX, RunStore
 from precompute.synthetic_run import SHAPES, space_of
@@ -43,10 +42,11 @@ def test_synthetic_run_has_the_schema_of_a_real_run_and_says_it_is_synthetic(run
         real = pq.read_schema(next((DEMO_RUN_DIR / table).rglob("*.parquet")))
         assert [(f.name, str(f.type)) for f in ours] == [(f.name, str(f.type)) for f in real], table
     n = neuron_space(manifest).total
-    scores = read_table(run, "scores")
+    store = RunStore(run)
+    scores = store.table("scores")
     assert len(scores) == n * len(manifest.corpus["relations"]) * len(manifest.corpus["languages"])
     assert (scores.groupby(["relation", "language"])["rank"].agg(["min", "max"]) == [1, n]).all().all()
-    assert len(read_table(run, "top_prompts")) == n * 5 * len(manifest.corpus["languages"])
+    assert len(store.table("top_prompts")) == n * 5 * len(manifest.corpus["languages"])
 
 
 def test_store_builds_its_file_once_and_rebuilds_when_the_run_changes(runs, tmp_path):
