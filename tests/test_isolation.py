@@ -70,22 +70,33 @@ class Stop(BaseException):
 
 
 def test_a_thousand_requests_with_failures_leave_nothing_behind(shared):
+    """800 of 1,000 requests fail inside a forward pass, while their ablation or capture is active: an exception
+    and a BaseException raised by a layer, an out-of-range neuron, a capture that fails in its hook."""
     lm, space, hooks = shared
     fresh = load_causal_lm(DEMO_MODEL_DIR)
     ids = torch.tensor([[1, 5, 9, 13, 17]])
     reference = fresh.model(input_ids=ids).logits
     installed = hooks.installed
+    middle = lm.model.model.layers[space.num_layers // 2].mlp
+    reached_forward = []
+
+    def forward_raising(error):
+        def hook(module, inputs, output):
+            reached_forward.append(True)
+            raise error
+        return middle.register_forward_hook(hook)
+
     failures = 0
     for i in range(1000):
         kind = i % 5
         try:
-            if kind == 0:
-                with hooks.ablate(ablation(i + 1, space)):
-                    lm.model(input_ids=ids)
-                    raise RuntimeError("fails mid-forward")
-            elif kind == 1:
-                with hooks.ablate(ablation(i + 2, space)):
-                    raise Stop()
+            if kind in (0, 1):
+                raiser = forward_raising(RuntimeError("fails mid-forward") if kind == 0 else Stop())
+                try:
+                    with hooks.ablate(ablation(i + 1, space)):
+                        lm.model(input_ids=ids)
+                finally:
+                    raiser.remove()
             elif kind == 2:
                 with hooks.ablate([NeuronId(0, "gate_proj", space.spec("gate_proj").size + i)]):
                     lm.model(input_ids=ids)
@@ -97,10 +108,11 @@ def test_a_thousand_requests_with_failures_leave_nothing_behind(shared):
             else:
                 with hooks.ablate(ablation(i, space)):
                     lm.model(input_ids=ids)
-        except (RuntimeError, ValueError, Stop):
+        except (RuntimeError, ValueError, IndexError, Stop):
             failures += 1
         assert not active_request()
     assert failures == 800
+    assert len(reached_forward) == 400  # the raised ones really were inside a forward pass
     assert hooks.installed == installed  # no hook was added or left behind
     assert torch.equal(lm.model(input_ids=ids).logits, reference)
 
