@@ -280,7 +280,8 @@ class RunStore:
                           "AND list_contains(?::INT[], k::INT)", [kinds, k])
 
     def ablation_summary(self, template_kind: str = "train") -> pd.DataFrame:
-        """core.metrics.ablation_table computed in SQL: one row per (ablated set, k, seed, relation, language)."""
+        """Per (ablated set, k, seed, evaluated relation, language): accuracy before and after, log-prob drops,
+        drop in points and relative drop. The one implementation (tests/run_oracle.py holds a pandas check)."""
         df = self.query(
             "SELECT e.ablated, e.kind, e.k_from::INT AS k_from, e.k::INT AS k, e.seed, e.relation, e.language, "
             "avg(b.correct::INT) AS base_accuracy, avg(e.correct::INT) AS accuracy, count(*) AS prompts, "

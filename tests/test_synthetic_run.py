@@ -11,11 +11,10 @@ from apptest_helpers import PAGES, assert_clean, chart_frames, run_page, texts
 from core.demo import DEMO_RUN_DIR
 from core.manifest import neuron_space, read_manifest
 from core import store as store_module
-from core.store import STORE_PREFIX, RunStore
+from core.store import STORE_PREFIX, TABLES, RunStore
 from precompute.synthetic_run import SHAPES, space_of
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("baseline", "identification", "scores", "top_prompts", "effects")
 
 
 @pytest.fixture(scope="module")
