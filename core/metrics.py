@@ -90,6 +90,22 @@ def intra_relation(table: pd.DataFrame, k: int, language: str) -> pd.DataFrame:
     return out.reset_index()[["relation", "original", "random", "relation_off", "random_low", "random_high"]]
 
 
+def inter_relation(table: pd.DataFrame, k: int, language: str) -> pd.DataFrame:
+    """Every (evaluated relation, relation whose top-k is off) cell at k in one language."""
+    return table[(table.kind == "top") & (table.k == k) & (table.language == language)].reset_index(drop=True)
+
+
+def multilingual(table: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Each relation with its own top-k off (identified in one language), in every language: original and after,
+    long, one row per relation, language and condition."""
+    own = table[(table.kind == "top") & (table.k == k) & (table.ablated == table.relation)]
+    own = own[["relation", "language", "base_accuracy", "accuracy"]].rename(columns={"accuracy": "after"})
+    long = own.melt(id_vars=["relation", "language"], value_vars=["base_accuracy", "after"],
+                    var_name="condition", value_name="accuracy")
+    long["condition"] = long.condition.map({"base_accuracy": "original", "after": "relation's top-k off"})
+    return long.sort_values(["relation", "language", "condition"]).reset_index(drop=True)
+
+
 def random_seed_accuracies(table: pd.DataFrame, k: int, language: str) -> pd.DataFrame:
     """Per relation and random seed: accuracy with that seed's random k neurons off (the spread behind `random`)."""
     rnd = table[(table.kind == "random") & (table.k == k) & (table.language == language)]

@@ -1,6 +1,8 @@
 """Overlap of top-k neuron sets: counts, Jaccard, and the ratio to what two random sets would share."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 METRICS = ("count", "jaccard", "chance_ratio")
@@ -60,3 +62,33 @@ def heatmap_cells(long: pd.DataFrame, mode: str, lang: str, relation: str, ident
     data = data.assign(diagonal=(data.relation_a == data.relation_b) & (data.language_a == data.language_b))
     data = data.assign(selected=[(r, c) == selected for r, c in zip(data.row, data.col)])
     return data.sort_values(["row", "col"]).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class OverlapView:
+    """One overlap heatmap: which sets its rows and columns are, and which two sets one of its cells compares."""
+    mode: str
+    language: str  # the relations view's language
+    relation: str  # the languages view's relation
+    identification_language: str
+
+    def axes(self, relations: list[str], languages: list[str]) -> tuple[list[str], list[str]]:
+        rows = languages if self.mode == "languages" else relations
+        cols = relations if self.mode == "relations" else languages
+        return list(rows), list(cols)
+
+    def cell_sets(self, row: str, col: str) -> tuple[tuple[str, str], tuple[str, str]]:
+        """The (relation, language) sets behind the cell (row, col)."""
+        if self.mode == "relations":
+            return (row, self.language), (col, self.language)
+        if self.mode == "languages":
+            return (self.relation, row), (self.relation, col)
+        return (row, col), (row, self.identification_language)
+
+    def cells(self, store, k: int, layers: tuple[int, int], modules: list[str], metric: str, total: int,
+              selected: tuple[str, str] | None = None) -> pd.DataFrame:
+        """What the heatmap draws: every cell of this view from the run's top-k sets (see heatmap_cells)."""
+        shared, sizes = store.overlap_counts(int(k), sorted(set(store.languages)), tuple(layers), modules)
+        every_set = [(r, lang) for r in store.relations for lang in store.languages]
+        long = overlap_long(complete_grid(shared, every_set), sizes, metric, total)
+        return heatmap_cells(long, self.mode, self.language, self.relation, self.identification_language, selected)

@@ -3,7 +3,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.metrics import cumulativity_from_table, intra_relation, random_seed_accuracies, sweep_curves
+from core.metrics import (cumulativity_from_table, inter_relation, intra_relation, multilingual,
+                          random_seed_accuracies, sweep_curves)
 from core.share_state import pick_one, pick_precomputed
 from ui.charts import CONDITION_COLORS, CONDITION_NAMES, label_axis, row_step
 from ui.output import copy_link, download, guarded
@@ -82,7 +83,7 @@ def intra_section():
 
     st.subheader(f"Inter-relation: relative drop with one relation's top-{k:,} off ({lang})")
     st.caption("Rows: evaluated relation; columns: relation whose neurons are off. Negative = the relation improves.")
-    inter = table[(table.kind == "top") & (table.k == k) & (table.language == lang)]
+    inter = inter_relation(table, k, lang)
     heat = alt.Chart(inter).mark_rect().encode(
         x=alt.X("ablated:N", title="neurons off", axis=label_axis(angle=-35)),
         y=alt.Y("relation:N", title="evaluated", axis=label_axis()),
@@ -129,23 +130,20 @@ def multilingual_section():
     table = table_for(str(store.run_dir), "train")
     ident = m.options.get("identification_language", "en")
     st.subheader(f"Multilingual: the top-{k:,} identified in {ident} switched off, every language")
-    own = table[(table.kind == "top") & (table.k == k) & (table.ablated == table.relation)]
-    long = own.melt(id_vars=["relation", "language"], value_vars=["base_accuracy", "accuracy"],
-                    var_name="condition", value_name="acc")
-    long["condition"] = long.condition.map({"base_accuracy": "original", "accuracy": "relation's top-k off"})
+    long = multilingual(table, k)
     names = ["original", "relation's top-k off"]
     chart = alt.Chart(long).mark_bar().encode(
         x=alt.X("language:N", title=None, axis=label_axis()),
         xOffset=alt.XOffset("condition:N", sort=names),
-        y=alt.Y("acc:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         color=alt.Color("condition:N", sort=names, title=None, legend=alt.Legend(orient="top", labelLimit=0),
                         scale=alt.Scale(domain=names, range=[CONDITION_COLORS["original"],
                                                              CONDITION_COLORS["relation_off"]])),
-        tooltip=["relation", "language", "condition", alt.Tooltip("acc:Q", format=".1%", title="accuracy")],
+        tooltip=["relation", "language", "condition", alt.Tooltip("accuracy:Q", format=".1%")],
     ).properties(width=150, height=120).facet(
         facet=alt.Facet("relation:N", title=None, header=alt.Header(labelLimit=0, labelFontSize=12)), columns=4)
     st.altair_chart(chart)
-    download(own, f"{run_name}-multilingual-k{k}", "multi")
+    download(long, f"{run_name}-multilingual-k{k}", "multi")
 
 
 def heldout_section():

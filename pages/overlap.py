@@ -3,7 +3,7 @@ import altair as alt
 import streamlit as st
 
 from core.manifest import module_sizes
-from core.overlap import METRICS, MODES, complete_grid, filtered_total, heatmap_cells, overlap_long
+from core.overlap import METRICS, MODES, OverlapView, filtered_total
 from core.share_state import Parsed, encode_list, pick_int, pick_many, pick_one, pick_range
 from ui.charts import label_axis, row_step
 from ui.output import copy_link, download, guarded, show_notices
@@ -68,12 +68,11 @@ state.publish(dict(k=k, mode=mode, metric=metric, diag=diag, lang=lang, rel=rel,
 total = filtered_total(dict(module_sizes(m)), modules, tuple(layers))
 
 
+view = OverlapView(mode, lang, rel, ident_lang)
+
+
 def heatmap_section():
-    shared, sizes = store.overlap_counts(int(k), sorted(set(store.languages)), tuple(layers), modules)
-    long = overlap_long(complete_grid(shared, [(r, l) for r in store.relations for l in store.languages]),
-                        sizes, metric, total)
-    rows_all = store.relations if mode != "languages" else store.languages
-    cols_all = store.relations if mode == "relations" else store.languages
+    rows_all, cols_all = view.axes(store.relations, store.languages)
     cell_notes = Parsed()  # the cell's row and column depend on the view, so they are checked here
     a0 = pick_one(p, "a", rows_all, rows_all[0], cell_notes, "row")
     b0 = pick_one(p, "b", cols_all, cols_all[min(1, len(cols_all) - 1)], cell_notes, "column")
@@ -84,8 +83,8 @@ def heatmap_section():
         state.set("b", click[1])
     a_key = state.bind("a", a0, rows_all.__contains__)
     b_key = state.bind("b", b0, cols_all.__contains__)
-    data = heatmap_cells(long, mode, lang=lang, relation=rel, identification_language=ident_lang,
-                         selected=(st.session_state[a_key], st.session_state[b_key]))
+    data = view.cells(store, int(k), tuple(layers), modules, metric, total,
+                      selected=(st.session_state[a_key], st.session_state[b_key]))
     st.caption(f"Top-{int(k):,} sets inside layers {layers[0]}–{layers[1]} and modules {', '.join(modules)} "
                f"(N = {total:,} neurons). Ratio to random sets: shared neurons divided by |A|·|B|/N, what two "
                "random sets of the filtered sizes |A|, |B| would share on average.")
@@ -118,12 +117,7 @@ def heatmap_section():
     a = s1.selectbox("Row", rows_all, key=a_key)
     b = s2.selectbox("Column", cols_all, key=b_key)
     state.publish(dict(a=a, b=b))
-    if mode == "relations":
-        pa, pb = (a, lang), (b, lang)
-    elif mode == "languages":
-        pa, pb = (rel, a), (rel, b)
-    else:
-        pa, pb = (a, b), (a, ident_lang)
+    pa, pb = view.cell_sets(a, b)
     neurons = store.shared_neurons(int(k), pa, pb, tuple(layers), modules)
     st.caption(f"{len(neurons):,} neurons in both {pa[0]} ({pa[1]}) and {pb[0]} ({pb[1]}); each links to its page.")
     if len(neurons):

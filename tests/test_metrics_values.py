@@ -284,3 +284,25 @@ def test_compare_next_tokens_ranks_one_side_and_shows_both():
     assert compare_next_tokens(base, ablated, FakeTokenizer(), "ablated", top=2).token_id.tolist() == [0, 2]
     with pytest.raises(ValueError):
         compare_next_tokens(base, ablated, FakeTokenizer(), "neither")
+
+
+def test_inter_relation_and_multilingual_select_the_right_cells():
+    from core.metrics import inter_relation, multilingual
+
+    rows = []
+    for ablated in ("a", "b"):
+        for relation in ("a", "b"):
+            for language in ("en", "de"):
+                for k in (10, 20):
+                    rows.append(dict(kind="top", ablated=ablated, relation=relation, language=language, k=k, seed=0,
+                                     base_accuracy=1.0, accuracy=0.5 if ablated == relation else 0.9))
+    rows.append(dict(kind="random", ablated="random", relation="a", language="en", k=10, seed=1,
+                     base_accuracy=1.0, accuracy=0.99))
+    table = pd.DataFrame(rows)
+    inter = inter_relation(table, 10, "en")
+    assert len(inter) == 4 and set(inter.kind) == {"top"} and set(inter.language) == {"en"} and set(inter.k) == {10}
+    long = multilingual(table, 20)
+    assert len(long) == 2 * 2 * 2  # relations x languages x (original, off)
+    off = long[long.condition == "relation's top-k off"]
+    assert (off.accuracy == 0.5).all()  # only each relation's own top-k
+    assert (long[long.condition == "original"].accuracy == 1.0).all()
