@@ -1,0 +1,66 @@
+"""core/run_layout: the run folder's paths, effect conditions and manifest, without a model."""
+from pathlib import Path
+
+import pytest
+
+from core.demo import DEMO_RUN_DIR
+from core.manifest import neuron_space, read_manifest
+from core.run_layout import (TABLES, Condition, CorpusFacts, ModelFacts, baseline_path, build_manifest, capture_paths,
+                             conditions, effect_path, identification_path, run_files, scores_path, top_prompts_path)
+
+RUN = Path("runs/x")
+
+
+def test_table_paths_are_the_readme_schema():
+    assert TABLES == ("baseline", "identification", "scores", "effects", "top_prompts")
+    assert baseline_path(RUN, "person_father", "en") == RUN / "baseline/relation=person_father/language=en/part-0.parquet"
+    assert identification_path(RUN, "a", "de") == RUN / "identification/relation=a/language=de/part-0.parquet"
+    assert scores_path(RUN, "a", "de") == RUN / "scores/relation=a/language=de/part-0.parquet"
+    assert top_prompts_path(RUN, "fr") == RUN / "top_prompts/language=fr/part-0.parquet"
+    assert capture_paths(RUN, "en") == (RUN / "work/language=en/activations.npy", RUN / "work/language=en/prompt_ids.npy")
+    with pytest.raises(ValueError, match="outside"):  # nothing escapes the run folder
+        baseline_path(RUN, "../etc", "en")
+
+
+def test_effect_file_names():
+    assert Condition("person_father", "top", 0, 30).file_name == "top-0.parquet"
+    assert Condition("person_father", "range", 10, 30).file_name == "range-10.parquet"
+    assert Condition("random", "random", 0, 30, 3).file_name == "random-0-seed3.parquet"
+    assert effect_path(RUN, Condition("random", "random", 0, 30, 3)) == RUN / "effects/ablated=random/k=30/random-0-seed3.parquet"
+    assert effect_path(RUN, Condition("a", "range", 10, 60)) == RUN / "effects/ablated=a/k=60/range-10.parquet"
+
+
+def test_conditions_of_a_sweep():
+    got = conditions(["a", "b"], [10, 30, 60], 2)
+    # per relation: 3 top-k and 2 ranges between consecutive k; then 2 random sets per k
+    assert len(got) == 2 * (3 + 2) + 3 * 2
+    assert [(c.ablated, c.kind, c.k_from, c.k, c.seed) for c in got] == [
+        ("a", "top", 0, 10, -1), ("a", "top", 0, 30, -1), ("a", "range", 10, 30, -1), ("a", "top", 0, 60, -1),
+        ("a", "range", 30, 60, -1),
+        ("b", "top", 0, 10, -1), ("b", "top", 0, 30, -1), ("b", "range", 10, 30, -1), ("b", "top", 0, 60, -1),
+        ("b", "range", 30, 60, -1),
+        ("random", "random", 0, 10, 0), ("random", "random", 0, 10, 1), ("random", "random", 0, 30, 0),
+        ("random", "random", 0, 30, 1), ("random", "random", 0, 60, 0), ("random", "random", 0, 60, 1)]
+    assert len({effect_path(RUN, c) for c in got}) == len(got)  # one file each
+    assert [c.kind for c in conditions(["a"], [20], 0)] == ["top"]  # one k: no range, no random set
+
+
+@pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")
+def test_the_layout_names_exactly_the_committed_demo_runs_files():
+    m = read_manifest(DEMO_RUN_DIR)
+    expected = run_files(DEMO_RUN_DIR, m.corpus["relations"], m.corpus["languages"], m.k_sweep, m.options["random_seeds"])
+    on_disk = {p for t in TABLES for p in (DEMO_RUN_DIR / t).rglob("*.parquet")}
+    assert len(expected) == len(set(expected)) == len(on_disk) and set(expected) == on_disk
+
+
+@pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")
+def test_build_manifest_rebuilds_the_demo_manifest_from_its_facts():
+    m = read_manifest(DEMO_RUN_DIR)
+    model = ModelFacts(m.model["source"], m.model["fingerprint"], m.model["model_type"], m.model["hidden_size"],
+                       m.model["intermediate_size"], m.model["vocab_size"], m.model["dtype"])
+    c = m.corpus
+    corpus = CorpusFacts(c["path"], c["fingerprint"], c["relations"], c["languages"], c["prompt_suffix"], c["prompts"])
+    built = build_manifest(m.status, model, neuron_space(m), corpus, m.options, m.k, m.k_sweep, m.packages,
+                           m.timings, m.resources)
+    assert built == m
+    assert build_manifest("running", model, neuron_space(m), corpus, {}, 1, [1], {}).timings == {}
