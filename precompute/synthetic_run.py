@@ -12,9 +12,7 @@ random ones do.
 """
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +20,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from core.adapters import neuron_space_for
-from core.manifest import SCHEMA_VERSION, Manifest, write_manifest
+from core.manifest import Manifest, write_manifest
 from core.neurons import NeuronSpace
-from core.parquet_io import partition_dir, write_parquet_atomic
+from core.parquet_io import write_parquet_atomic
+from core.run_layout import (RANDOM, TOP_PLACES, CorpusFacts, ModelFacts, baseline_path, build_manifest, conditions,
+                             effect_path, identification_path, package_versions, scores_path, top_prompts_path)
 from precompute.options import PAPER_K_SWEEP, RunOptions
+from precompute.stages.identification import validated
+from precompute.stages.scoring import neuron_columns, scores_frame, top_prompts_frame
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,6 @@ PAPER_LANGUAGES = ("en", "de", "es", "fr", "zh", "ja")
 # Pairs whose drawn neuron sets overlap, and by how much (the paper: father/mother share 2,053 of 3,000).
 SHARED = {("person_father", "person_mother"): 0.68, ("person_occupation", "person_plays_position_in_sport"): 0.1,
           ("person_plays_position_in_sport", "person_plays_pro_sport"): 0.2}
-TOP_PLACES = 5
 
 
 def llama_config(shape: Shape, **extra):
@@ -130,10 +131,7 @@ class SyntheticRun:
             raise ValueError(f"{self.out} is not empty; a synthetic run is written only into a new folder, so it "
                              "can never mix with a real run")
         n = self.space.total
-        layer, module_pos, index = self.space.decompose(np.arange(n))
-        fixed = {"neuron": np.arange(n, dtype=np.int32), "layer": layer.astype(np.int16),
-                 "module": pd.Categorical.from_codes(module_pos.astype(np.int8), list(self.space.module_names)),
-                 "index": index.astype(np.int32)}
+        fixed = neuron_columns(self.space)
         prompts = self.prompts()
         base_acc = dict(zip(self.relations, self.rng.uniform(0.55, 0.95, len(self.relations))))
         correct = self.rng.random(len(prompts)) < prompts.relation.map(base_acc).to_numpy()
@@ -147,27 +145,22 @@ class SyntheticRun:
             for rel, lang in units:
                 part = baseline[(baseline.relation == rel) & (baseline.language == lang)]
                 write_parquet_atomic(part.drop(columns=["relation", "language"]).reset_index(drop=True),
-                                     partition_dir(self.out / "baseline", relation=rel, language=lang) / "part-0.parquet")
-                valid = baseline[(baseline.language == lang) & (baseline.split == "identification")
-                                 & (baseline.template_kind == "train") & baseline.correct]
+                                     baseline_path(self.out, rel, lang))
+                valid = validated(baseline[baseline.language == lang])
                 pos = valid[valid.relation == rel].prompt_id.to_numpy()
                 neg = np.sort(self.rng.choice(valid[valid.relation != rel].prompt_id.to_numpy(),
                                               min(4 * len(pos), int((valid.relation != rel).sum())), replace=False))
                 write_parquet_atomic(pd.DataFrame({"prompt_id": np.concatenate([pos, neg]).astype(np.int32),
                                                    "positive": np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]}),
-                                     partition_dir(self.out / "identification", relation=rel, language=lang) / "part-0.parquet")
+                                     identification_path(self.out, rel, lang))
                 bar.update(2)
-                write_parquet_atomic(self._scores(fixed, sets[rel], lang),
-                                     partition_dir(self.out / "scores", relation=rel, language=lang) / "part-0.parquet")
+                write_parquet_atomic(self._scores(fixed, sets[rel], lang), scores_path(self.out, rel, lang))
                 bar.update()
             for lang in self.languages:
                 ids = baseline[(baseline.language == lang) & (baseline.split == "identification")].prompt_id.to_numpy()
                 value = np.sort(self.rng.gamma(2.0, 0.5, (n, TOP_PLACES)).astype(np.float32), axis=1)[:, ::-1]
-                write_parquet_atomic(pd.DataFrame({
-                    "neuron": np.repeat(fixed["neuron"], TOP_PLACES),
-                    "place": np.tile(np.arange(1, TOP_PLACES + 1, dtype=np.int16), n),
-                    "prompt_id": self.rng.choice(ids, n * TOP_PLACES).astype(np.int32), "value": value.reshape(-1)}),
-                    partition_dir(self.out / "top_prompts", language=lang) / "part-0.parquet")
+                prompt_ids = self.rng.choice(ids, n * TOP_PLACES).astype(np.int32).reshape(n, TOP_PLACES)
+                write_parquet_atomic(top_prompts_frame(prompt_ids, value), top_prompts_path(self.out, lang))
                 bar.update()
         self._effects(baseline)
         manifest = self.manifest(len(prompts))
@@ -181,31 +174,18 @@ class SyntheticRun:
         kept = strongest if lang == "en" else np.where(self.rng.random(len(strongest)) < 0.6, strongest,
                                                        self.rng.choice(n, len(strongest)))
         ap[kept] = np.sort(self.rng.uniform(0.55, 1.0, len(kept)).astype(np.float32))[::-1]
-        order = np.argsort(-ap, kind="stable")
-        rank = np.empty(n, dtype=np.int32)
-        rank[order] = np.arange(1, n + 1, dtype=np.int32)
         mean_neg = self.rng.normal(0.0, 0.05, n).astype(np.float32)
         mean_pos = (mean_neg + ap * self.rng.gamma(2.0, 0.05, n)).astype(np.float32)
-        return pd.DataFrame({**fixed, "ap": ap, "rank": rank, "mean_pos": mean_pos,
-                             "median_pos": (mean_pos * 0.9).astype(np.float32), "mean_neg": mean_neg})
+        return scores_frame(fixed, {"ap": ap, "mean_pos": mean_pos, "median_pos": mean_pos * 0.9, "mean_neg": mean_neg})
 
     def _effects(self, baseline: pd.DataFrame) -> None:
         evaluation = baseline[(baseline.split == "evaluation")
                               & ((baseline.template_kind == "heldout") | (baseline.template_index < 1))].reset_index(drop=True)
-        conditions = []
-        for rel in self.relations:
-            previous = 0
-            for k in self.k_sweep:
-                conditions.append((rel, "top", 0, k, -1))
-                if previous:
-                    conditions.append((rel, "range", previous, k, -1))
-                previous = k
-        conditions += [("random", "random", 0, k, s) for k in self.k_sweep for s in range(self.random_seeds)]
         total = self.space.total
-        for ablated, kind, k_from, k, s in tqdm(conditions, desc="synthetic effects", unit="set"):
-            strength = (k - k_from) / (k - k_from + 0.004 * total)
-            own = (evaluation.relation == ablated).to_numpy()
-            lose = np.where(own, 0.85 * strength, 0.04 * strength if kind != "random" else 0.01 * strength)
+        for c in tqdm(conditions(self.relations, self.k_sweep, self.random_seeds), desc="synthetic effects", unit="set"):
+            strength = (c.k - c.k_from) / (c.k - c.k_from + 0.004 * total)
+            own = (evaluation.relation == c.ablated).to_numpy()
+            lose = np.where(own, 0.85 * strength, 0.04 * strength if c.kind != RANDOM else 0.01 * strength)
             broken = self.rng.random(len(evaluation)) < lose
             lp_drop = np.where(broken, self.rng.gamma(2.0, 1.0, len(evaluation)), self.rng.gamma(1.0, 0.05, len(evaluation)))
             frame = pd.DataFrame({
@@ -214,25 +194,19 @@ class SyntheticRun:
                 "correct": evaluation.correct.to_numpy() & ~broken,
                 "gold_first_logprob": (evaluation.gold_first_logprob - lp_drop).astype(np.float32).to_numpy(),
                 "gold_logprob": (evaluation.gold_logprob - 1.6 * lp_drop).astype(np.float32).to_numpy(),
-                "kind": kind, "k_from": k_from, "seed": s,
+                "kind": c.kind, "k_from": c.k_from, "seed": c.seed,
             })
-            name = f"{kind}-{k_from}" + (f"-seed{s}" if kind == "random" else "")
-            write_parquet_atomic(frame, partition_dir(self.out / "effects", ablated=ablated, k=k) / f"{name}.parquet")
+            write_parquet_atomic(frame, effect_path(self.out, c))
 
     def manifest(self, prompt_count: int) -> Manifest:
-        s = self.space
-        return Manifest(
-            schema_version=SCHEMA_VERSION, status="complete",
-            model={"source": f"synthetic:{self.shape_name}", "fingerprint": "synthetic", "model_type": "llama",
-                   "num_layers": s.num_layers, "hidden_size": self.shape.hidden_size,
-                   "intermediate_size": self.shape.intermediate_size, "vocab_size": self.shape.vocab_size,
-                   "dtype": "none"},
-            neurons={"definition": s.definition, "total": s.total, "num_layers": s.num_layers, "per_layer": s.per_layer,
-                     "modules": {m.name: m.size for m in s.modules}, "module_order": list(s.module_names)},
-            corpus={"path": "synthetic", "fingerprint": "synthetic", "relations": self.relations,
-                    "languages": self.languages, "prompt_suffix": "? Answer:", "prompts": prompt_count},
-            options=self.options.fingerprint_fields(), k=self.k, k_sweep=self.k_sweep,
-            packages={"python": platform.python_version(), **{p: metadata.version(p) for p in ("numpy", "pandas", "pyarrow")}},
+        shape = self.shape
+        return build_manifest(
+            "complete",
+            ModelFacts(f"synthetic:{self.shape_name}", "synthetic", "llama", shape.hidden_size,
+                       shape.intermediate_size, shape.vocab_size, "none"),
+            self.space,
+            CorpusFacts("synthetic", "synthetic", self.relations, self.languages, "? Answer:", prompt_count),
+            self.options.fingerprint_fields(), self.k, self.k_sweep, package_versions(("numpy", "pandas", "pyarrow")),
             synthetic=True,
             notes=(f"SYNTHETIC: drawn by `python -m precompute synthetic-run --shape {self.shape_name}` with the exact "
                    f"shape of a {self.shape_name} run; no model was run and no number in it is a measurement."),

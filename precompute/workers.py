@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence, TypeVar
+
+from tqdm import tqdm
 
 T = TypeVar("T")
 
@@ -68,6 +70,55 @@ class Workers:
         out: list[T] | None = [None] * self.world if self.is_main else None  # type: ignore[list-item]
         dist.gather_object(value, out, dst=0, group=self.group)
         return out
+
+    def on_main(self, work: Callable[[], T]) -> T:
+        """Run `work` on the main process only; every process gets its result, or raises its error."""
+        result, error = None, None
+        if self.is_main:
+            try:
+                result = work()
+            except Exception as exc:  # handed to every process, so none waits forever for the others
+                error = exc
+        result, error = self.broadcast((result, error))
+        if error is not None:
+            error.raised_on_main_process = True  # so only the main process reports it
+            raise error
+        return result
+
+    def check_agree(self, value: tuple, names: tuple[str, ...], error: Callable[[int, str], Exception]) -> None:
+        """Every process's `value` must equal the main one's; else the main process raises `error(rank, what
+        differs)` on every process."""
+        if self.world == 1:
+            return
+        seen = self.gather(value)
+
+        def compare() -> None:
+            for rank, other in enumerate(seen):
+                if other != seen[0]:
+                    raise error(rank, " and ".join(n for n, a, b in zip(names, seen[0], other) if a != b))
+
+        self.on_main(compare)
+
+    def map_gathered(self, batches: Sequence[T], work: Callable[[T], Iterable[tuple[Hashable, Any]]]) -> dict | None:
+        """`work` on this process's share of `batches` (each gives (key, result) pairs); every process's results
+        in one dict on the main process, None elsewhere."""
+        mine: dict = {}
+        for batch in self.mine(batches):
+            mine.update(work(batch))
+        parts = self.gather(mine)
+        if parts is None:
+            return None
+        return {key: value for part in parts for key, value in part.items()}
+
+    def rounds(self, batches: Sequence[T]) -> Iterator[tuple[Sequence[T], T | None]]:
+        """`batches` a round at a time, one batch per process: (the round, this process's batch or None)."""
+        for first in range(0, len(batches), self.world):
+            round_ = batches[first : first + self.world]
+            yield round_, round_[self.rank] if self.rank < len(round_) else None
+
+    def bar(self, **kwargs) -> tqdm:
+        """A progress bar drawn by the main process only."""
+        return tqdm(disable=not self.is_main, **kwargs)
 
     def barrier(self) -> None:
         if self.world > 1:

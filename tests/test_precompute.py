@@ -116,14 +116,18 @@ def test_scores_equal_sklearn_on_the_captured_activations(finished_run):
         assert s.sort_values("rank").ap.is_monotonic_decreasing
 
 
-def test_effects_zero_the_selected_top_k(finished_run, small_corpus):
-    run = PrecomputeRun(options(small_corpus, finished_run), log=lambda *_: None)
-    ranking = run.ranking("person_father")
+def test_effects_zero_the_selected_top_k(finished_run):
+    from core.run_layout import Condition
+    from precompute.stages.effects import neuron_set
+    from precompute.stages.scoring import ranking as read_ranking
+
+    ranking = read_ranking(finished_run, "person_father", "en")
     scores = RunStore(finished_run).table("scores")
     s = scores[(scores.relation == "person_father") & (scores.language == "en")].sort_values("rank")
     assert list(ranking[:30]) == list(s.neuron[:30])
-    cond = dict(ablated="person_father", kind="range", k_from=10, k=30, seed=-1)
-    assert sorted(run.neuron_set(cond, {"person_father": ranking})) == sorted(ranking[10:30])
+    cond = Condition(ablated="person_father", kind="range", k_from=10, k=30, seed=-1)
+    total = read_manifest(finished_run).neurons["total"]
+    assert sorted(neuron_set(cond, {"person_father": ranking}, total, seed=0)) == sorted(ranking[10:30])
 
 
 def test_summary_and_cumulativity_compute(finished_run):

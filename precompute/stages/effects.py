@@ -1,0 +1,70 @@
+"""Stage 5, effects: the evaluation prompts answered with each condition's neurons zeroed (core/run_layout
+lists the conditions: each relation's top-k and rank ranges, and random sets)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.effects import tokenize_for_eval
+from core.parquet_io import write_parquet_atomic
+from core.run_layout import RANDOM, Condition, conditions, effect_path
+from precompute.context import RunContext, to_prompts
+from precompute.stages.answers import evaluate, outcome_frame
+from precompute.stages.scoring import ranking
+
+RANDOM_STREAM = 7919  # in the random sets' seed, so they draw apart from the identification negatives
+
+
+def effect_prompts(prompts: pd.DataFrame, effect_templates: int | None) -> pd.DataFrame:
+    """The evaluation split's prompts: every held-out template, and the first `effect_templates` trained
+    templates (all when None)."""
+    df = prompts[prompts.split == "evaluation"]
+    if effect_templates is not None:
+        df = df[(df.template_kind == "heldout") | (df.template_index < effect_templates)]
+    return df.reset_index(drop=True)
+
+
+def neuron_set(c: Condition, rankings: dict[str, np.ndarray], total: int, seed: int) -> np.ndarray:
+    """The sorted flat ids `c` zeroes: ranks k_from+1..k of its relation's ranking (`rankings`: flat ids by
+    decreasing AP), or k distinct ids of 0..total-1 drawn from the run's `seed`, k and the condition's seed."""
+    if c.kind == RANDOM:
+        rng = np.random.default_rng([seed, RANDOM_STREAM, c.k, c.seed])
+        return np.sort(rng.choice(total, c.k, replace=False))
+    return np.sort(rankings[c.ablated][c.k_from : c.k])
+
+
+def effects_todo(ctx: RunContext) -> list[tuple[Condition, np.ndarray]]:
+    """The conditions whose file is missing, with their neuron sets (rankings from the identification language)."""
+    todo = [c for c in conditions(ctx.relations, ctx.k_sweep, ctx.options.random_seeds)
+            if not effect_path(ctx.out, c).exists()]
+    if not todo:
+        return []
+    rankings = {rel: ranking(ctx.out, rel, ctx.options.identification_language) for rel in ctx.relations}
+    return [(c, neuron_set(c, rankings, ctx.space.total, ctx.options.seed)) for c in todo]
+
+
+def run(ctx: RunContext) -> bool:
+    todo = ctx.workers.on_main(lambda: effects_todo(ctx))
+    if not todo:
+        return False
+    df = effect_prompts(ctx.prompts, ctx.options.effect_templates)
+    prompts = to_prompts(df)
+    tokens = tokenize_for_eval(ctx.lm.tokenizer, prompts)
+    with ctx.workers.bar(total=len(todo) * len(df), desc="effects: ablated answers", unit="prompt") as bar:
+        for c, neurons in todo:
+            with ctx.hooks.ablate([ctx.space.neuron(i) for i in neurons]):
+                outcomes = evaluate(ctx, prompts, tokens)
+            if ctx.is_main:
+                write_parquet_atomic(effect_frame(df, outcomes, c), effect_path(ctx.out, c))
+            bar.update(len(df))
+    return True
+
+
+def effect_frame(df: pd.DataFrame, outcomes, c: Condition) -> pd.DataFrame:
+    frame = outcome_frame(df, outcomes).drop(columns=["generated"])
+    frame.insert(1, "relation", df.relation.to_numpy())
+    frame.insert(2, "language", df.language.to_numpy())
+    frame.insert(3, "template_kind", df.template_kind.to_numpy())
+    for key in ("kind", "k_from", "seed"):
+        frame[key] = getattr(c, key)
+    return frame
