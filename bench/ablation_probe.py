@@ -1,6 +1,6 @@
 """How strong a model's relation neurons are, measured by the real pipeline (used to choose the demo model's design).
 
-    python bench/ablation_probe.py --model data/models/demo [--definition paper] [--pooling mean] \
+    python -m bench.ablation_probe --model data/models/demo [--definition paper] [--pooling mean] \
         [--fractions 1%,3%] [--out DIR] [--facts data/facts/demo] [--threads 2]
 
 Runs `python -m precompute run` in English, with the fractions as the k sweep, 3 random sets per k and every
@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core.metrics import summarise_relations  # noqa: E402
-from core.store import RunStore  # noqa: E402
+from core.metrics import summarise_relations
+from core.store import RunStore
 
 
 def run_pipeline(args, out: Path) -> None:

@@ -1,6 +1,6 @@
 """AP over all neurons of a run: the vectorised torch scorer vs a per-neuron sklearn loop, on the same data.
 
-    python bench/ap_speed.py [--run data/runs/demo] [--sample 300]
+    python -m bench.ap_speed [--run data/runs/demo] [--sample 300]
 
 Scores every neuron of one relation (English) with core.scoring and a sample of
 neurons with sklearn.metrics.average_precision_score (the loop's per-neuron cost
@@ -9,17 +9,15 @@ times the neuron count gives its full time); prints both, the ratio and max |dAP
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.scoring import average_precision  # noqa: E402
-from core.store import RunStore  # noqa: E402
+from core.scoring import average_precision
+from core.store import RunStore
 
 
 def main() -> None:

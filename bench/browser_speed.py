@@ -1,6 +1,6 @@
 """In a real browser on a real server: each page's first render after server start, and the lab's toggle latency.
 
-    python bench/browser_speed.py [--cycles 5] [--pages overview,lab] [--no-reference]
+    python -m bench.browser_speed [--cycles 5] [--pages overview,lab] [--no-reference]
 
 First render: for each page a fresh `streamlit run app.py` is started and the time from navigation to a
 drawn chart is measured (so every page pays its own first load of the run and, for the lab, the model);
@@ -26,9 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from browser_server import (CHROMIUM_ARGS, SETTLED_JS, seconds_to_chart, streamlit_script_server,  # noqa: E402
+from bench.browser_server import (CHROMIUM_ARGS, SETTLED_JS, seconds_to_chart, streamlit_script_server,
                             streamlit_server, wait_for_app, wait_until_settled)
 
 PAGES = ["overview", "overlap", "layers", "neuron", "effects", "lab"]

@@ -1,25 +1,23 @@
 """Capture overhead: a forward pass with the pooled capture vs a plain forward pass, same batches, one run.
 
-    python bench/capture_overhead.py [--model data/models/demo] [--prompts 2000] [--repeats 3]
+    python -m bench.capture_overhead [--model data/models/demo] [--prompts 2000] [--repeats 3]
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.adapters import neuron_space_for  # noqa: E402
-from core.capture import capture_pooled  # noqa: E402
-from core.facts import load_corpus  # noqa: E402
-from core.generation import encode  # noqa: E402
-from core.hooks import neuron_hooks  # noqa: E402
-from core.loading import load_causal_lm  # noqa: E402
+from core.adapters import neuron_space_for
+from core.capture import capture_pooled
+from core.facts import load_corpus
+from core.generation import encode
+from core.hooks import neuron_hooks
+from core.loading import load_causal_lm
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Llama-2-7B's exact shape on one GPU, with RANDOM weights: capture, scoring, ablated generation, memory.
 
-    python bench/gpu_7b.py                                  # on a CUDA machine: Llama-2-7B config, bfloat16
-    python bench/gpu_7b.py --shape small --device cpu --dtype float32   # a quick check of the script itself
+    python -m bench.gpu_7b                                  # on a CUDA machine: Llama-2-7B config, bfloat16
+    python -m bench.gpu_7b --shape small --device cpu --dtype float32   # a quick check of the script itself
 
 Random weights say nothing about neurons; they cost exactly what trained ones
 cost. Printed: capture throughput (prompts/s, tokens/s) through the project's
@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.adapters import neuron_space_for  # noqa: E402
-from core.capture import capture_pooled  # noqa: E402
-from core.generation import greedy_generate  # noqa: E402
-from core.hooks import neuron_hooks  # noqa: E402
-from core.score_stream import LabelledRows, score_stream  # noqa: E402
-from precompute.synthetic_run import SHAPES, llama_config  # noqa: E402
+from core.adapters import neuron_space_for
+from core.capture import capture_pooled
+from core.generation import greedy_generate
+from core.hooks import neuron_hooks
+from core.score_stream import LabelledRows, score_stream
+from precompute.synthetic_run import SHAPES, llama_config
 
 
 def word_tokenizer(vocab: int):

@@ -1,6 +1,6 @@
 """Load: N concurrent browser sessions on one real `streamlit run` server, through the lab and the heatmaps.
 
-    python bench/load_test.py [--sessions 6] [--seconds 60]
+    python -m bench.load_test [--sessions 6] [--seconds 60]
 
 Each session (its own browser context, so its own Streamlit session) loops for a
 bounded time over: a lab ablation of a relation picked at random, an overlap
@@ -20,9 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from browser_server import CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from bench.browser_server import CHROMIUM_ARGS, streamlit_server
 
 RELATIONS = ["person_father", "person_mother", "company_ceo", "company_hq", "star_constellation", "person_occupation"]
 

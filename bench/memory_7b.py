@@ -1,6 +1,6 @@
 """Capture and scoring at Llama-2-7B width stay within a fixed memory, whatever the capture's size.
 
-    python bench/memory_7b.py [--prompts 6000] [--neurons 835584] [--score-neurons 26112]
+    python -m bench.memory_7b [--prompts 6000] [--neurons 835584] [--score-neurons 26112]
                               [--memory-mib 1024] [--work /tmp/memory_7b]
 
 Writes a capture file of prompts x neurons float32 the way `precompute run`
@@ -22,11 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.mapped import NpyColumns, release_pages  # noqa: E402
-from core.peak_memory import read_peak, reset_peak  # noqa: E402
-from core.score_stream import LabelledRows, chunk_columns, score_stream  # noqa: E402
+from core.mapped import NpyColumns, release_pages
+from core.peak_memory import read_peak, reset_peak
+from core.score_stream import LabelledRows, chunk_columns, score_stream
 
 GIB = 1 << 30
 

@@ -1,6 +1,6 @@
 """Whole demo precompute, wall time, into a scratch folder (the committed run is not touched).
 
-    python bench/precompute_wall.py [--threads 2] [-- extra precompute run options]
+    python -m bench.precompute_wall [--threads 2] [-- extra precompute run options]
 
 Runs exactly the command that built data/runs/demo (read from its manifest) and
 prints the wall time per stage and in all.

@@ -1,6 +1,6 @@
 """The explorer on a run with the exact shape of a Llama-2-7B run (synthetic numbers, real row counts).
 
-    python bench/synthetic_7b.py [--out data/runs/synthetic-llama-2-7b] [--browser]
+    python -m bench.synthetic_7b [--out data/runs/synthetic-llama-2-7b] [--browser]
 
 Writes the run with `python -m precompute synthetic-run` when it is not there yet
 (835,584 neurons x 12 relations x 6 languages: 60 million score rows), then
@@ -21,11 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from core.peak_memory import read_peak  # noqa: E402
-from core.store import STORE_PREFIX, RunStore  # noqa: E402
+from core.peak_memory import read_peak
+from core.store import STORE_PREFIX, RunStore
 
 TARGET_S = 0.5
 
@@ -55,7 +53,7 @@ def views(store: RunStore) -> dict[str, callable]:
 def browser_pages(runs_dir: Path, run: str) -> None:
     from playwright.sync_api import sync_playwright
 
-    from browser_server import CHROMIUM_ARGS, seconds_to_chart, streamlit_server
+    from bench.browser_server import CHROMIUM_ARGS, seconds_to_chart, streamlit_server
 
     chromium = shutil.which("chromium")
     if chromium is None:

@@ -16,14 +16,14 @@ def run_script(*args: str) -> str:
 
 
 def test_gpu_benchmark_runs_on_cpu_with_a_small_shape():
-    out = run_script("bench/gpu_7b.py", "--shape", "small", "--device", "cpu", "--dtype", "float32",
+    out = run_script("-m", "bench.gpu_7b", "--shape", "small", "--device", "cpu", "--dtype", "float32",
                      "--prompts", "64", "--score-prompts", "200", "--batch", "32", "--ablate", "50", "--new-tokens", "4")
     assert "RANDOM WEIGHTS" in out and "capture:" in out and "scoring:" in out
     assert out.count("generation, batch") == 2
 
 
 def test_memory_benchmark_runs_at_a_small_size(tmp_path):
-    out = run_script("bench/memory_7b.py", "--prompts", "1600", "--neurons", "3000", "--score-neurons", "2000",
+    out = run_script("-m", "bench.memory_7b", "--prompts", "1600", "--neurons", "3000", "--score-neurons", "2000",
                      "--work", str(tmp_path))
     assert "peak resident" in out and "extrapolated to all 3,000 neurons" in out
     assert not list(tmp_path.glob("*.npy"))  # the capture file is removed afterwards
@@ -34,5 +34,5 @@ def test_browser_benchmark_times_a_lab_toggle():
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     if shutil.which("chromium") is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    out = run_script("bench/browser_speed.py", "--pages", "lab", "--cycles", "1", "--no-reference")
+    out = run_script("-m", "bench.browser_speed", "--pages", "lab", "--cycles", "1", "--no-reference")
     assert "first switch-off (cold)" in out and "warm switch-on" in out and "target < 1 s" in out

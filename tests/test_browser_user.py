@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from browser_server import CHROMIUM_ARGS, streamlit_server, wait_for_app
+from bench.browser_server import CHROMIUM_ARGS, streamlit_server, wait_for_app, wait_until_settled
 from core.demo import DEMO_RUN_DIR
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
@@ -49,7 +49,7 @@ def settle(page) -> None:
     """Wait until Streamlit has run the script for the last action and nothing on the page is stale."""
     page.wait_for_timeout(250)
     wait_for_app(page)
-    page.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=60_000)
+    wait_until_settled(page)
     assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
 
 
@@ -200,22 +200,22 @@ def test_overlap_every_control(page):
     page.screenshot(path=str(ARTIFACTS / "overlap-after-changes.png"), full_page=True)
 
 
-def test_overlap_cell_click_selects_and_outlines(page):
+def test_overlap_cell_clicks_select_the_cell(page):
+    """Two clicks on two heatmap cells: each one's row and column appear in the URL, the Row/Column pickers and the
+    shared-neurons caption. (The grid sits right of the row labels and above the column labels.)"""
     open_page(page, "overlap")
-    chart = page.locator('[data-testid="stVegaLiteChart"]').first
-    box = chart.locator("canvas, svg").first.bounding_box()
-    assert box is not None
-    # The heatmap's last row and column: the bottom-right cell (star_constellation x star_constellation)
-    # sits just above the x labels and left of the legend; click a cell one step up and left of it.
-    for _ in range(2):
-        before = query(page)
-        chart.locator("canvas, svg").first.click(position={"x": box["width"] * 0.55, "y": box["height"] * 0.3})
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first.locator("canvas, svg").first
+    box = chart.bounding_box()
+    seen = [(query(page)["a"], query(page)["b"])]
+    for fx, fy in [(0.62, 0.45), (0.45, 0.2)]:
+        chart.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
         settle(page)
-        after = query(page)
-        assert after.get("a") and after.get("b")
-        if after != before:
-            break
-    assert (after["a"], after["b"]) != (before.get("a"), before.get("b")) or before.get("a") is not None
+        cell = (query(page)["a"], query(page)["b"])
+        assert cell != seen[-1], (cell, seen)  # a new cell was chosen
+        assert shown(widget(page, "stSelectbox", "Row")) == cell[0]
+        assert shown(widget(page, "stSelectbox", "Column")) == cell[1]
+        assert f"in both {cell[0]} (en) and {cell[1]} (en)" in main_text(page)
+        seen.append(cell)
 
 
 def test_neuron_every_control(page):
@@ -260,6 +260,9 @@ def answer_off(page) -> str:
 
 def test_lab_off_on_off_and_every_control(page):
     open_page(page, "lab")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stCode\"]').length >= 2"
+                           " && document.querySelectorAll('[data-testid=\"stCode\"]')[1].innerText.trim() !== ''",
+                           timeout=120_000)
     baseline = page.locator('[data-testid="stCode"]').nth(0).inner_text().strip()
     assert answer_off(page) == baseline and "0 neurons off" in main_text(page)
     add_option(page, "Switch off the top-k neurons of", "person_mother")
