@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 
+from core.run_layout import capture_paths
 from core.scoring import average_precision
 from core.store import RunStore
 
@@ -29,8 +30,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from sklearn.metrics import average_precision_score
 
-    acts = np.load(args.run / "work" / "language=en" / "activations.npy")
-    row = {int(p): i for i, p in enumerate(np.load(args.run / "work" / "language=en" / "prompt_ids.npy"))}
+    activations, prompt_ids = capture_paths(args.run, "en")
+    acts = np.load(activations)
+    row = {int(p): i for i, p in enumerate(np.load(prompt_ids))}
     store = RunStore(args.run)
     rel = sorted(store.relations)[0]
     g = store.identification_rows(rel, "en")

@@ -22,8 +22,8 @@ import pandas as pd
 
 from core.manifest import MANIFEST, Manifest, read_manifest
 from core.metrics import finish_ablation_table
+from core.run_layout import TABLES
 
-TABLES = ("baseline", "identification", "scores", "effects", "top_prompts")
 TOP_SCORES = "top_scores"  # scores with rank <= the run's largest k: what the top-k views read
 STORE_PREFIX = ".store-"
 STORE_FORMAT = 2  # bump when the tables built below change

@@ -21,7 +21,7 @@ from precompute.options import RunOptions
 from precompute.stages import STAGES
 from precompute.workers import Workers
 
-__all__ = ["PrecomputeRun", "RunInputError", "RunMismatchError", "execute", "run_precompute"]
+__all__ = ["RunInputError", "RunMismatchError", "execute", "run_precompute"]
 
 
 def run_precompute(options: RunOptions, log=print, workers: Workers | None = None) -> Manifest:
@@ -29,16 +29,6 @@ def run_precompute(options: RunOptions, log=print, workers: Workers | None = Non
     ctx = prepare_run(options, workers or Workers(), log)
     load_model(ctx)
     return execute(ctx)
-
-
-class PrecomputeRun:
-    """`PrecomputeRun(options, log, workers).run()`: run_precompute, for callers that hold a run first."""
-
-    def __init__(self, options: RunOptions, log=print, workers: Workers | None = None):
-        self.options, self.log, self.workers = options, log, workers
-
-    def run(self) -> Manifest:
-        return run_precompute(self.options, self.log, self.workers)
 
 
 def execute(ctx: RunContext) -> Manifest:

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from core.metrics import finish_ablation_table, summarise_relations
-from core.store import TABLES
+from core.run_layout import TABLES
 
 
 def read_parquet_table(run_dir: Path, table: str) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from core.demo import DEMO_RUN_DIR
 from core.manifest import read_manifest
 from core.store import RunStore
 from precompute.options import RunOptions
-from precompute.run import PrecomputeRun
+from precompute.run import run_precompute
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")
@@ -44,7 +44,7 @@ def test_precompute_reproduces_the_committed_files(tmp_path, monkeypatch):
         p.unlink()
     options = RunOptions(out=str(copy), **{k: v for k, v in manifest.options.items()})
     options.threads = 2
-    PrecomputeRun(options, log=lambda *_: None).run()
+    run_precompute(options, log=lambda *_: None)
     top_limit = max([manifest.k, *manifest.k_sweep])
     for p, table in expected.items():
         assert_same_results(pq.read_table(p), table, p, top_limit)

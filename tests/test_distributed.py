@@ -109,11 +109,10 @@ class TwoProcessesDisagreeing(Workers):
 
 def test_processes_with_different_inputs_are_refused(corpus, tmp_path):
     from precompute.options import RunOptions
-    from precompute.run import PrecomputeRun, RunInputError
+    from precompute.run import RunInputError, run_precompute
 
     options = RunOptions(model=str(DEMO_MODEL_DIR), facts=str(corpus), out=str(tmp_path / "run"), k="30",
                          k_sweep=["30"], languages=["en"], threads=1)
-    run = PrecomputeRun(options, log=lambda *_: None, workers=TwoProcessesDisagreeing(rank=0, world=2))
     with pytest.raises(RunInputError, match="process 1 reads a different corpus"):
-        run.run()
+        run_precompute(options, log=lambda *_: None, workers=TwoProcessesDisagreeing(rank=0, world=2))
     assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -8,7 +8,8 @@ from core.demo import DEMO_RUN_DIR
 from core.manifest import module_sizes
 from core.metrics import summarise_relations
 from core.overlap import METRICS, complete_grid, filtered_total, overlap_long
-from core.store import TABLES, RunStore
+from core.run_layout import TABLES
+from core.store import RunStore
 from precompute.summary import CLOSE_PAIRS, relation_overlap
 from run_oracle import ablation_table, overlap_matrix, read_parquet_table, top_sets
 

@@ -19,7 +19,7 @@ from core.neurons import NeuronId
 from core.metrics import cumulativity, summarise_relations
 from core.store import RunStore
 from precompute.options import RunOptions, resolve_k
-from precompute.run import PrecomputeRun
+from precompute.run import run_precompute
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not (DEMO_MODEL_DIR / "model.safetensors").exists(), reason="demo model not built")
@@ -48,7 +48,7 @@ def parquet_digests(run: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def finished_run(small_corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "full"
-    PrecomputeRun(options(small_corpus, out), log=lambda *_: None).run()
+    run_precompute(options(small_corpus, out), log=lambda *_: None)
     return out
 
 
@@ -147,7 +147,7 @@ def test_resume_after_deleting_outputs_is_byte_identical(finished_run, small_cor
     shutil.copytree(finished_run, copy)
     for p in list((copy / "effects").rglob("*.parquet"))[::2] + list((copy / "scores").rglob("*.parquet"))[:1]:
         p.unlink()
-    PrecomputeRun(options(small_corpus, copy), log=lambda *_: None).run()
+    run_precompute(options(small_corpus, copy), log=lambda *_: None)
     assert parquet_digests(copy) == reference
 
 
@@ -179,4 +179,4 @@ def test_resume_refuses_other_options(finished_run, small_corpus):
     changed = options(small_corpus, finished_run)
     changed.pooling = "max"
     with pytest.raises(RunMismatchError, match="different options"):
-        PrecomputeRun(changed, log=lambda *_: None).run()
+        run_precompute(changed, log=lambda *_: None)

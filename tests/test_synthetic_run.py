@@ -11,7 +11,8 @@ from apptest_helpers import PAGES, assert_clean, chart_frames, run_page, texts
 from core.demo import DEMO_RUN_DIR
 from core.manifest import neuron_space, read_manifest
 from core import store as store_module
-from core.store import STORE_PREFIX, TABLES, RunStore
+from core.run_layout import TABLES
+from core.store import STORE_PREFIX, RunStore
 from precompute.synthetic_run import SHAPES, space_of
 
 ROOT = Path(__file__).resolve().parent.parent
