@@ -1,5 +1,6 @@
 """The precompute pipeline end to end on the embedded demo model and a slice of its corpus."""
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -65,7 +66,9 @@ def test_resolve_k():
 def test_run_writes_every_table_and_a_complete_manifest(finished_run):
     manifest = read_manifest(finished_run)
     assert manifest.status == "complete" and manifest.k == 30 and manifest.k_sweep == [10, 30, 60]
-    assert manifest.neurons["total"] == 4 * (512 + 512 + 128) or manifest.neurons["total"] > 0
+    config = json.loads((DEMO_MODEL_DIR / "config.json").read_text())  # the model's own dimensions
+    per_layer = 2 * config["intermediate_size"] + config["hidden_size"]  # gate_proj, up_proj, down_proj outputs
+    assert manifest.neurons["total"] == config["num_hidden_layers"] * per_layer == 3_584
     for table in ("baseline", "identification", "scores", "effects"):
         assert not RunStore(finished_run).table(table).empty
     scores = RunStore(finished_run).table("scores")
@@ -135,8 +138,18 @@ def test_summary_and_cumulativity_compute(finished_run):
     table = summarise_relations(store.ablation_summary("train"), 30)
     assert set(table.relation) == set(RELATIONS)
     assert table.seeds.eq(2).all()
-    cum = cumulativity(store.effect_rows(["top", "range"]), 10, 30)
-    assert (cum.affected <= cum.total).all()
+    rows = store.effect_rows(["top", "range"])
+    cum = cumulativity(rows, 10, 30).set_index("relation")
+    # the same counts by hand, prompt by prompt (method.md): right with top-10 off and wrong with top-30 off
+    # is #total; of those, also wrong with only ranks 11..30 off is #affected
+    own = rows[(rows.ablated == rows.relation) & (rows.template_kind == "train")]
+    correct = {(r.kind, int(r.k_from), int(r.k), int(r.prompt_id)): bool(r.correct) for r in own.itertuples()}
+    for relation in RELATIONS:
+        prompts = set(own[own.relation == relation].prompt_id.astype(int))
+        total = [p for p in prompts if correct[("top", 0, 10, p)] and not correct[("top", 0, 30, p)]]
+        affected = [p for p in total if not correct[("range", 10, 30, p)]]
+        assert (cum.loc[relation, "total"], cum.loc[relation, "affected"]) == (len(total), len(affected)), relation
+    assert cum.total.sum() > 0  # the slice has prompts that the wider ablation breaks
 
 
 def test_resume_after_deleting_outputs_is_byte_identical(finished_run, small_corpus, tmp_path):

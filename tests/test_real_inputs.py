@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from core.adapters import neuron_space_for
@@ -55,11 +56,28 @@ def test_run_on_lre_files_in_bfloat16_writes_paper_prompts_and_explains_a_model_
     assert set(baseline.template_kind) == {"train", "heldout"}
 
 
-def test_device_map_auto_captures_what_a_plain_cpu_model_captures(tiny_models):
+def test_device_map_auto_loads_and_captures_what_a_plain_model_captures(tiny_models):
+    """device="auto" asks accelerate for a device map; our capture hooks see the same activations as on a plain
+    model. Without a GPU, accelerate keeps every module on the CPU, so this is no test of a split over devices
+    (the next test is, where two GPUs exist)."""
     texts = ["The CEO of Vexacorp is", "Kaldoria Tower is located in", "a"]
+    plain = load_causal_lm(tiny_models["llama"], device="cpu")
+    dispatched = load_causal_lm(tiny_models["llama"], device="auto")
+    if not torch.cuda.is_available():
+        assert {p.device.type for p in dispatched.model.parameters()} == {"cpu"}
     results = []
-    for device in ("cpu", "auto"):
-        lm = load_causal_lm(tiny_models["llama"], device=device)
+    for lm in (plain, dispatched):
         hooks = neuron_hooks(lm.model, neuron_space_for(lm.config))
         results.append(capture_pooled(hooks, lm.tokenizer, texts, batch_size=2))
     assert np.allclose(results[0], results[1], atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_a_model_split_over_gpus_captures_what_a_plain_model_captures(tiny_models):
+    texts = ["The CEO of Vexacorp is", "a"]
+    plain = load_causal_lm(tiny_models["llama"], device="cpu")
+    split = load_causal_lm(tiny_models["llama"], device="auto")
+    assert len(set(split.model.hf_device_map.values())) > 1
+    captured = [capture_pooled(neuron_hooks(lm.model, neuron_space_for(lm.config)), lm.tokenizer, texts)
+                for lm in (plain, split)]
+    assert np.allclose(captured[0], captured[1], atol=1e-4)

@@ -112,11 +112,17 @@ def test_every_page_serves_the_synthetic_run(runs, monkeypatch, page):
         assert chart_frames(at), f"{page} drew no chart"
 
 
-def test_synthetic_run_never_writes_into_an_existing_run(runs):
+def test_synthetic_run_never_writes_into_an_existing_run(runs, tmp_path):
+    import shutil
+
+    real = tmp_path / "real"  # a copy: the guard under test must not be what protects the committed run
+    shutil.copytree(DEMO_RUN_DIR, real, ignore=shutil.ignore_patterns("work", ".store-*"))
+    before = {p: p.stat().st_mtime_ns for p in real.rglob("*")}
     done = subprocess.run([sys.executable, "-m", "precompute", "synthetic-run", "--shape", "small",
-                           "--out", str(DEMO_RUN_DIR)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           "--out", str(real)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "is not empty" in done.stderr and "Traceback" not in done.stderr
-    assert not read_manifest(DEMO_RUN_DIR).synthetic
+    assert not read_manifest(real).synthetic
+    assert {p: p.stat().st_mtime_ns for p in real.rglob("*")} == before  # nothing written, nothing touched
 
 
 def test_a_damaged_store_file_is_rebuilt_and_dead_builders_leftovers_removed(runs, tmp_path):
