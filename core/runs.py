@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.demo import REPO_ROOT
+from core.paths import REPO_ROOT
 from core.manifest import MANIFEST
 
 RUNS_DIR_ENV = "RELATION_NEURONS_RUNS_DIR"

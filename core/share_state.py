@@ -30,8 +30,8 @@ SNAPSHOT_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
 @dataclass
-class Parsed:
-    values: dict = field(default_factory=dict)
+class Notices:
+    """What the link's values needed correcting, said to the user; the parsers add, the page shows them."""
     notices: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
@@ -43,7 +43,7 @@ def _clip(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def pick_one(params: Mapping[str, str], key: str, allowed: list[str], default: str, parsed: Parsed, label: str) -> str:
+def pick_one(params: Mapping[str, str], key: str, allowed: list[str], default: str, parsed: Notices, label: str) -> str:
     raw = params.get(key)
     if raw is None or raw == "":
         return default
@@ -53,7 +53,7 @@ def pick_one(params: Mapping[str, str], key: str, allowed: list[str], default: s
     return default
 
 
-def pick_many(params: Mapping[str, str], key: str, allowed: list[str], default: list[str], parsed: Parsed,
+def pick_many(params: Mapping[str, str], key: str, allowed: list[str], default: list[str], parsed: Notices,
               label: str) -> list[str]:
     raw = params.get(key)
     if raw is None:
@@ -66,7 +66,7 @@ def pick_many(params: Mapping[str, str], key: str, allowed: list[str], default: 
     return list(dict.fromkeys(good))
 
 
-def pick_int(params: Mapping[str, str], key: str, low: int, high: int, default: int, parsed: Parsed, label: str) -> int:
+def pick_int(params: Mapping[str, str], key: str, low: int, high: int, default: int, parsed: Notices, label: str) -> int:
     raw = params.get(key)
     if raw is None or raw == "":
         return default
@@ -82,7 +82,7 @@ def pick_int(params: Mapping[str, str], key: str, low: int, high: int, default: 
     return value
 
 
-def pick_precomputed(params: Mapping[str, str], key: str, values: list[int], default: int, parsed: Parsed,
+def pick_precomputed(params: Mapping[str, str], key: str, values: list[int], default: int, parsed: Notices,
                      label: str) -> int:
     """A k the run has figures for: the link's, or the nearest precomputed one with a notice."""
     wanted = pick_int(params, key, min(values), max(values), default, parsed, label)
@@ -93,7 +93,7 @@ def pick_precomputed(params: Mapping[str, str], key: str, values: list[int], def
     return nearest
 
 
-def pick_range(params: Mapping[str, str], key: str, low: int, high: int, parsed: Parsed, label: str) -> tuple[int, int]:
+def pick_range(params: Mapping[str, str], key: str, low: int, high: int, parsed: Notices, label: str) -> tuple[int, int]:
     raw = params.get(key)
     if not raw:
         return low, high
@@ -139,7 +139,7 @@ def parse_neuron_list(text: str, space: NeuronSpace) -> tuple[list[NeuronId], li
     return list(dict.fromkeys(out)), bad
 
 
-def pick_neurons(params: Mapping[str, str], key: str, space: NeuronSpace, parsed: Parsed) -> list[NeuronId]:
+def pick_neurons(params: Mapping[str, str], key: str, space: NeuronSpace, parsed: Notices) -> list[NeuronId]:
     neurons, bad = parse_neuron_list(params.get(key) or "", space)
     if bad:
         parsed.note(f"Ignored {len(bad)} neuron(s) in the link that this model does not have: "
@@ -255,7 +255,7 @@ def prompt_params(prompt: str, folder: Path) -> dict[str, str]:
     return {"snap": save_snapshot(prompt, folder)}
 
 
-def pick_prompt(params: Mapping[str, str], folder: Path, default: str, parsed: Parsed) -> str:
+def pick_prompt(params: Mapping[str, str], folder: Path, default: str, parsed: Notices) -> str:
     if params.get("snap"):
         text = load_snapshot(params["snap"], folder)
         if text is None:
@@ -274,7 +274,7 @@ def pick_prompt(params: Mapping[str, str], folder: Path, default: str, parsed: P
     return _cut(str(raw), parsed)
 
 
-def _cut(text: str, parsed: Parsed) -> str:
+def _cut(text: str, parsed: Notices) -> str:
     if len(text) > MAX_PROMPT_CHARS:
         parsed.note(f"The prompt in the link had {len(text):,} characters; it was cut to {MAX_PROMPT_CHARS:,}.")
         return text[:MAX_PROMPT_CHARS]

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.manifest import module_sizes
 from core.overlap import METRICS, MODES, OverlapView, filtered_total
-from core.share_state import Parsed, encode_list, pick_int, pick_many, pick_one, pick_range
+from core.share_state import Notices, encode_list, pick_int, pick_many, pick_one, pick_range
 from ui.charts import label_axis, row_step
 from ui.output import copy_link, download, guarded, show_notices
 from ui.run import start_page
@@ -73,7 +73,7 @@ view = OverlapView(mode, lang, rel, ident_lang)
 
 def heatmap_section():
     rows_all, cols_all = view.axes(store.relations, store.languages)
-    cell_notes = Parsed()  # the cell's row and column depend on the view, so they are checked here
+    cell_notes = Notices()  # the cell's row and column depend on the view, so they are checked here
     a0 = pick_one(p, "a", rows_all, rows_all[0], cell_notes, "row")
     b0 = pick_one(p, "b", cols_all, cols_all[min(1, len(cols_all) - 1)], cell_notes, "column")
     show_notices(cell_notes)

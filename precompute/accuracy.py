@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from core.evaluation import judge_prompts
+from core.correctness import judge_prompts
 from core.facts import FactCorpus
 
 

@@ -102,7 +102,7 @@ def _cmd_run(args) -> int:
     from precompute.options import RunOptions
     from precompute.run import RunMismatchError, run_precompute
     from precompute.summary import print_summary
-    from precompute.workers import Workers
+    from precompute.processes import ProcessGroup
 
     if args.languages and args.identification_language not in args.languages:
         raise OptionError(f"--identification-language {args.identification_language} is not among --languages "
@@ -115,7 +115,7 @@ def _cmd_run(args) -> int:
         batch_size=args.batch_size, dtype=args.dtype, device=args.device, threads=args.threads,
         score_memory_mib=args.score_memory_mib, min_facts=args.min_facts,
     )
-    workers = Workers.from_environment()
+    workers = ProcessGroup.from_environment()
     try:
         run_precompute(options, workers=workers)
     except (RunMismatchError, ValueError) as exc:  # errors about the inputs; anything else keeps its traceback

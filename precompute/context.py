@@ -21,7 +21,7 @@ from core.manifest import Manifest
 from core.neurons import NeuronSpace
 from core.run_layout import CorpusFacts, ModelFacts, build_manifest, package_versions
 from precompute.options import RunOptions, resolve_k, resolve_sweep
-from precompute.workers import Workers
+from precompute.processes import ProcessGroup
 
 
 class RunMismatchError(RuntimeError):
@@ -35,7 +35,7 @@ class RunInputError(ValueError):
 @dataclass
 class RunContext:
     options: RunOptions
-    workers: Workers
+    workers: ProcessGroup
     log: Callable[..., None]
     corpus: FactCorpus
     languages: list[str]
@@ -70,7 +70,7 @@ class RunContext:
         return self.corpus.fingerprint(), self.model_fingerprint, len(self.prompts)
 
 
-def prepare_run(options: RunOptions, workers: Workers, log=print) -> RunContext:
+def prepare_run(options: RunOptions, workers: ProcessGroup, log=print) -> RunContext:
     """The run's context from its options: the corpus read, languages and k checked against it and against
     the model's config (before any weights load). Raises ValueError for what these inputs cannot make."""
     if options.threads:

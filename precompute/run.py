@@ -6,7 +6,7 @@ exists is skipped, so a killed run resumes where it stopped and ends with the sa
 uninterrupted one.
 
 Started by `accelerate launch` or `torchrun`, the model's passes (baseline, capture, effects) are split by
-batch over the processes (precompute.workers); the main process decides the work, gathers the results and
+batch over the processes (precompute.processes); the main process decides the work, gathers the results and
 writes them once.
 """
 from __future__ import annotations
@@ -19,14 +19,14 @@ from core.peak_memory import read_peak, reset_peak
 from precompute.context import RunContext, RunInputError, RunMismatchError, load_model, prepare_run, run_manifest
 from precompute.options import RunOptions
 from precompute.stages import STAGES
-from precompute.workers import Workers
+from precompute.processes import ProcessGroup
 
 __all__ = ["RunInputError", "RunMismatchError", "execute", "run_precompute"]
 
 
-def run_precompute(options: RunOptions, log=print, workers: Workers | None = None) -> Manifest:
+def run_precompute(options: RunOptions, log=print, workers: ProcessGroup | None = None) -> Manifest:
     """Check the options, load the model, run (or resume) every stage; the complete manifest."""
-    ctx = prepare_run(options, workers or Workers(), log)
+    ctx = prepare_run(options, workers or ProcessGroup(), log)
     load_model(ctx)
     return execute(ctx)
 

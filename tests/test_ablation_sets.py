@@ -2,7 +2,7 @@
 import pytest
 
 from core.ablation_sets import ablation_set
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 from core.manifest import neuron_space
 from core.neurons import NeuronId
 from core.share_state import MAX_LISTED, parse_neuron_list

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 pytestmark = pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")
@@ -59,7 +59,7 @@ def test_the_streamlit_internal_behind_the_deep_link_workaround_still_exists():
 
 
 def test_model_paths_of_runs_made_in_the_repository_resolve_against_it(tmp_path):
-    from core.demo import REPO_ROOT
+    from core.paths import REPO_ROOT
     from core.runs import model_path
 
     assert model_path("data/models/demo") == REPO_ROOT / "data" / "models" / "demo"

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from bench.browser_server import CHROMIUM_ARGS, streamlit_server, wait_for_app, wait_until_settled
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.demo import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
+from core.paths import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
 from core.facts import FactCorpus, load_corpus, save_corpus
 from precompute.cli import main
 

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from apptest_helpers import assert_clean, run_page, texts
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 from core.manifest import ManifestError, read_manifest
 from core.store import RunDataError, RunStore
 

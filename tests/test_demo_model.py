@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core.demo import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
-from core.effects import evaluate_prompts
+from core.paths import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
+from core.prompt_outcome import evaluate_prompts
 from core.facts import FactCorpus, load_corpus
 from core.loading import load_causal_lm
 from precompute.demo_model import DemoModelConfig, train_demo_model

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 from core.manifest import read_manifest
 from core.store import RunStore
 from precompute.options import RunOptions

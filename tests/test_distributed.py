@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.demo import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
+from core.paths import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
 from core.facts import FactCorpus, load_corpus, save_corpus
-from precompute.workers import Workers
+from precompute.processes import ProcessGroup
 
 ROOT = Path(__file__).resolve().parent.parent
 RELATIONS = ["person_father", "person_mother", "star_constellation"]
@@ -84,20 +84,20 @@ def test_every_process_stops_with_the_main_process_error(runs, corpus):
 
 
 def test_auto_device_map_needs_one_process_per_machine():
-    assert Workers(rank=0, world=2, local_world=1).model_device("auto") == "auto"
-    assert Workers(rank=1, world=4, local_world=2, device="cuda:1").model_device("cuda") == "cuda:1"
-    assert Workers().model_device("cuda:3") == "cuda:3"
+    assert ProcessGroup(rank=0, world=2, local_world=1).model_device("auto") == "auto"
+    assert ProcessGroup(rank=1, world=4, local_world=2, device="cuda:1").model_device("cuda") == "cuda:1"
+    assert ProcessGroup().model_device("cuda:3") == "cuda:3"
     with pytest.raises(ValueError, match="one process per machine"):
-        Workers(rank=0, world=2, local_world=2).model_device("auto")
+        ProcessGroup(rank=0, world=2, local_world=2).model_device("auto")
 
 
 def test_one_process_needs_no_process_group():
-    w = Workers.from_environment() if "WORLD_SIZE" not in os.environ else Workers()
+    w = ProcessGroup.from_environment() if "WORLD_SIZE" not in os.environ else ProcessGroup()
     assert (w.rank, w.world, w.is_main) == (0, 1, True)
     assert w.mine([1, 2, 3]) == [1, 2, 3] and w.gather("x") == ["x"] and w.broadcast(5) == 5
 
 
-class TwoProcessesDisagreeing(Workers):
+class TwoProcessesDisagreeing(ProcessGroup):
     """Process 1 reports other inputs than the main process (what a machine with another corpus would do)."""
 
     def gather(self, value):

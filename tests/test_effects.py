@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from core.adapters import neuron_space_for
-from core.demo import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
-from core.effects import evaluate_prompts, tokenize_for_eval
-from core.evaluation import judge_prompts
+from core.paths import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
+from core.prompt_outcome import evaluate_prompts, tokenize_for_eval
+from core.correctness import judge_prompts
 from core.facts import Prompt, load_corpus
 from core.hooks import neuron_hooks
 from core.loading import load_causal_lm

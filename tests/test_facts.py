@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from core.demo import DEMO_CORPUS_DIR
+from core.paths import DEMO_CORPUS_DIR
 from core.facts import CorpusError, load_corpus, save_corpus
 from core.importers import import_csv, import_lre
 from precompute.demo_corpus import build_demo_corpus

@@ -1,6 +1,6 @@
 import pytest
 
-from core.evaluation import is_correct, judge_prompts
+from core.correctness import is_correct, judge_prompts
 from core.facts import Prompt
 from core.generation import greedy_generate, next_token_distribution
 from core.loading import load_causal_lm

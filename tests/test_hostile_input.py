@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 from core.lab import MAX_PROMPT_CHARS, LabInputError, check_prompt
 from core.manifest import neuron_space, read_manifest
 from core.parquet_io import partition_dir
-from core.share_state import (MAX_PZ_CHARS, MAX_URL_PROMPT, PROMPT_KEYS, Parsed, load_snapshot, parse_neuron,
+from core.share_state import (MAX_PZ_CHARS, MAX_URL_PROMPT, PROMPT_KEYS, Notices, load_snapshot, parse_neuron,
                               pick_int, pick_many, pick_neurons, pick_one, pick_prompt, pick_range, prompt_params)
 
 HOSTILE = ["../../etc/passwd", "'; DROP TABLE scores; --", "\x00", "😀" * 50, "漢字かな", "<script>alert(1)</script>",
@@ -36,7 +36,7 @@ demo = pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason=
 @many
 @given(texts)
 def test_pick_one_only_returns_whitelisted_values(raw):
-    parsed = Parsed()
+    parsed = Notices()
     value = pick_one({"rel": raw}, "rel", RELATIONS, RELATIONS[0], parsed, "relation")
     assert value in RELATIONS
     assert (raw in RELATIONS or raw == "") or parsed.notices
@@ -45,7 +45,7 @@ def test_pick_one_only_returns_whitelisted_values(raw):
 @many
 @given(texts)
 def test_pick_many_only_returns_whitelisted_values(raw):
-    parsed = Parsed()
+    parsed = Notices()
     values = pick_many({"off": raw}, "off", RELATIONS, [], parsed, "relation")
     assert set(values) <= set(RELATIONS) and len(values) == len(set(values))
 
@@ -53,7 +53,7 @@ def test_pick_many_only_returns_whitelisted_values(raw):
 @many
 @given(st.one_of(texts, st.integers(-10**30, 10**30).map(str)))
 def test_pick_int_stays_in_range(raw):
-    parsed = Parsed()
+    parsed = Notices()
     value = pick_int({"k": raw}, "k", 1, 3584, 108, parsed, "k")
     assert 1 <= value <= 3584
     try:
@@ -69,7 +69,7 @@ def test_pick_int_stays_in_range(raw):
 @many
 @given(texts)
 def test_pick_range_is_ordered_and_inside(raw):
-    lo, hi = pick_range({"layers": raw}, "layers", 0, 3, Parsed(), "layers")
+    lo, hi = pick_range({"layers": raw}, "layers", 0, 3, Notices(), "layers")
     assert 0 <= lo <= hi <= 3
 
 
@@ -84,7 +84,7 @@ def test_neuron_ids_are_parsed_or_refused_with_a_reason(raw):
         assert str(exc)
     else:
         assert space.contains(neuron)
-    parsed = Parsed()
+    parsed = Notices()
     assert all(space.contains(n) for n in pick_neurons({"add": raw}, "add", space, parsed))
 
 
@@ -100,7 +100,7 @@ def test_prompts_are_checked_with_a_reason(raw):
 @many
 @given(st.text(max_size=5000))
 def test_prompt_from_a_link_is_cut_to_the_limit(raw):
-    parsed = Parsed()
+    parsed = Notices()
     prompt = pick_prompt({"prompt": raw}, Path("/nonexistent"), "default", parsed)
     assert len(prompt) <= MAX_PROMPT_CHARS
     assert (len(raw) <= MAX_PROMPT_CHARS) or parsed.notices
@@ -122,7 +122,7 @@ def test_a_prompt_link_round_trips_or_is_cut_with_the_limit(tmp_path_factory, ra
     folder = tmp_path_factory.getbasetemp() / "snapshots"
     params = prompt_params(raw, folder)
     assert len(params) == 1 and set(params) <= set(PROMPT_KEYS) and len(next(iter(params.values()))) <= MAX_PZ_CHARS
-    parsed = Parsed()
+    parsed = Notices()
     prompt = pick_prompt(params, folder, "default", parsed)
     text = raw.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate is not text: it travels as '?'
     assert prompt == text[:MAX_PROMPT_CHARS] and not parsed.notices
@@ -139,7 +139,7 @@ PZ_VALUES = st.one_of(
 @many
 @given(PZ_VALUES)
 def test_compressed_prompt_from_a_link_is_a_prompt_or_a_notice(raw):
-    parsed = Parsed()
+    parsed = Notices()
     prompt = pick_prompt({"pz": raw}, Path("/nonexistent"), "default", parsed)
     assert isinstance(prompt, str) and len(prompt) <= MAX_PROMPT_CHARS
     assert prompt != "default" or parsed.notices or not raw
@@ -149,7 +149,7 @@ def test_compressed_prompt_from_a_link_is_a_prompt_or_a_notice(raw):
 @given(texts)
 def test_snapshot_ids_never_name_a_file_outside_the_folder(raw):
     assert load_snapshot(raw, Path("/nonexistent-folder")) is None
-    parsed = Parsed()
+    parsed = Notices()
     assert pick_prompt({"snap": raw}, Path("/nonexistent-folder"), "default", parsed) == "default"
 
 
@@ -206,11 +206,11 @@ def _close_store():
 
 
 def test_a_k_that_was_not_precomputed_becomes_the_nearest_with_a_notice():
-    from core.share_state import Parsed, pick_precomputed
+    from core.share_state import Notices, pick_precomputed
 
     sweep = [10, 36, 108, 358]
     for raw, expected, noted in [("108", 108, False), ("20", 10, True), ("23", 10, True), ("24", 36, True),
                                  ("5", 10, True), ("9999", 358, True), ("abc", 108, True), (None, 108, False)]:
-        parsed = Parsed()
+        parsed = Notices()
         assert pick_precomputed({"k": raw} if raw else {}, "k", sweep, 108, parsed, "k") == expected, raw
         assert bool(parsed.notices) == noted, (raw, parsed.notices)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.adapters import neuron_space_for
-from core.demo import DEMO_MODEL_DIR
+from core.paths import DEMO_MODEL_DIR
 from core.generation import greedy_generate
 from core.hooks import active_request, neuron_hooks
 from core.lab import read_prompt_ablated

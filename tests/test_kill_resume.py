@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from core.demo import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
+from core.paths import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
 from core.facts import FactCorpus, load_corpus, save_corpus
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """The lab's prompt limits: characters, then the model's positions in tokens, each cut with a notice."""
 import pytest
 
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 from core.lab import MAX_PROMPT_CHARS, LabInputError, fit_prompt, max_prompt_tokens
 from core.loading import load_causal_lm
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from apptest_helpers import PAGES, assert_clean, chart_frames, run_page, texts
 from core.adapters import neuron_space_for
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 from core.hooks import neuron_hooks
 from core.lab import read_prompt, read_prompt_ablated
 from core.loading import load_causal_lm

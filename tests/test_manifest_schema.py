@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 from core.manifest import MANIFEST, ManifestError, module_sizes, neuron_space, read_manifest
 
 pytestmark = pytest.mark.skipif(not (DEMO_RUN_DIR / MANIFEST).exists(), reason="demo run not built")

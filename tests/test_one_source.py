@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 from core.manifest import module_sizes
 from core.metrics import summarise_relations
 from core.overlap import METRICS, complete_grid, filtered_total, overlap_long

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from apptest_helpers import PAGES, assert_clean, chart_frames, chart_specs, has_tooltips, run_page, texts
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 from core.manifest import module_sizes
 from core.metrics import intra_relation
 from core.overlap import complete_grid, filtered_total, overlap_long

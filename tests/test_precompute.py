@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score
 
-from core.demo import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
+from core.paths import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
 from core.facts import FactCorpus, load_corpus, save_corpus
 from core.manifest import neuron_space, read_manifest
 from core.neurons import NeuronId

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import core.share_state as share_state
 from core.parquet_io import read_parquet, remove_dead_temporaries, write_bytes_atomic, write_parquet_atomic
-from core.share_state import (MAX_PROMPT_CHARS, MAX_PZ_CHARS, MAX_URL_PROMPT, PROMPT_KEYS, Parsed, load_snapshot,
+from core.share_state import (MAX_PROMPT_CHARS, MAX_PZ_CHARS, MAX_URL_PROMPT, PROMPT_KEYS, Notices, load_snapshot,
                               pick_prompt, prompt_params, save_snapshot)
 
 # Text without lone surrogates (what a text box or a URL can hold), past every limit.
@@ -45,7 +45,7 @@ def test_short_prompt_is_readable_and_long_ones_compressed_without_a_file(tmp_pa
     long_prompt = "The father of Bouzei Hulir is " * 60
     params = prompt_params(long_prompt, tmp_path)
     assert list(params) == ["pz"] and len(params["pz"]) < 200
-    assert pick_prompt(params, tmp_path, "default", Parsed()) == long_prompt
+    assert pick_prompt(params, tmp_path, "default", Notices()) == long_prompt
     emoji = "".join(chr(random.Random(1).randint(0x1F300, 0x1FAFF)) for _ in range(MAX_PROMPT_CHARS))
     assert list(prompt_params(emoji, tmp_path)) == ["pz"]  # 2,000 random emoji fit in the link
     assert not list(tmp_path.iterdir())  # no server state for any of them
@@ -55,7 +55,7 @@ def test_a_prompt_that_cannot_fit_is_a_snapshot(tmp_path):
     prompt = random_prompt(random.Random(0))
     params = prompt_params(prompt, tmp_path)
     assert list(params) == ["snap"]
-    assert pick_prompt(params, tmp_path, "default", Parsed()) == prompt
+    assert pick_prompt(params, tmp_path, "default", Notices()) == prompt
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -65,7 +65,7 @@ def test_round_trip(tmp_path, prompt):
     params = prompt_params(prompt, tmp_path)
     assert len(params) == 1 and set(params) <= set(PROMPT_KEYS)
     assert all(len(v) <= max(MAX_URL_PROMPT, MAX_PZ_CHARS) for k, v in params.items() if k != "prompt")
-    parsed = Parsed()
+    parsed = Notices()
     assert pick_prompt(params, tmp_path, "default", parsed) == prompt[:MAX_PROMPT_CHARS]  # the documented cut
     assert not parsed.notices
 
@@ -86,7 +86,7 @@ HOSTILE_PZ = [
 
 @pytest.mark.parametrize("pz", HOSTILE_PZ, ids=range(len(HOSTILE_PZ)))
 def test_hostile_pz_gives_a_notice_and_the_default(tmp_path, pz):
-    parsed = Parsed()
+    parsed = Notices()
     assert pick_prompt({"pz": pz}, tmp_path, "default", parsed) in ("default",) or not pz
     if pz:
         assert parsed.notices
@@ -97,7 +97,7 @@ def test_zip_bomb_stays_bounded(tmp_path):
     tracemalloc.start()
     try:
         for pz in (bomb, bomb[:MAX_PZ_CHARS]):
-            parsed = Parsed()
+            parsed = Notices()
             assert pick_prompt({"pz": pz}, tmp_path, "default", parsed) == "default" and parsed.notices
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -108,7 +108,7 @@ def test_zip_bomb_stays_bounded(tmp_path):
 def test_old_snapshot_links_still_load(tmp_path):
     prompt = "An old long prompt " * 30
     (tmp_path / f"{share_state.snapshot_id(prompt)}.json").write_text(f'{{"prompt": "{prompt}"}}')
-    assert pick_prompt({"snap": share_state.snapshot_id(prompt)}, tmp_path, "default", Parsed()) == prompt
+    assert pick_prompt({"snap": share_state.snapshot_id(prompt)}, tmp_path, "default", Notices()) == prompt
 
 
 def hammer(work, jobs: int = 8, each: int = 200) -> list[BaseException]:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 from core.manifest import neuron_space, read_manifest
 from core.run_layout import (TABLES, Condition, CorpusFacts, ModelFacts, baseline_path, build_manifest, capture_paths,
                              conditions, effect_path, identification_path, run_files, scores_path, top_prompts_path)

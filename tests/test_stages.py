@@ -5,14 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.demo import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
+from core.paths import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
 from core.run_layout import Condition
 from precompute.context import RunInputError, prepare_run
 from precompute.options import RunOptions
 from precompute.stages.effects import effect_prompts, neuron_set
 from precompute.stages.identification import identification_set
 from precompute.stages.scoring import ranks, top_prompts_frame
-from precompute.workers import Workers
+from precompute.processes import ProcessGroup
 
 TOTAL = 3584
 RANKING = np.random.default_rng(5).permutation(TOTAL)  # flat ids by decreasing AP
@@ -91,23 +91,23 @@ def test_ranks_and_top_prompts_frames():
 def test_prepare_run_checks_options_and_loads_no_weights(tmp_path):
     options = RunOptions(model=str(DEMO_MODEL_DIR), facts=str(DEMO_CORPUS_DIR), out=str(tmp_path / "run"), k="30",
                          k_sweep=["10", "1%"], languages=["en", "de"], random_seeds=2)
-    ctx = prepare_run(options, Workers(), log=lambda *_: None)
+    ctx = prepare_run(options, ProcessGroup(), log=lambda *_: None)
     assert ctx.lm is None and ctx.hooks is None and not (tmp_path / "run").exists()
     assert (ctx.k, ctx.k_sweep) == (30, [10, 30, 36])
     assert ctx.languages == ["en", "de"] and list(ctx.prompts.prompt_id) == list(range(len(ctx.prompts)))
     assert set(ctx.prompts.language) == {"en", "de"} and set(ctx.prompts.relation) == set(ctx.relations)
     options.languages = ["en", "xx"]
     with pytest.raises(ValueError, match="language.s. xx not in the corpus"):
-        prepare_run(options, Workers())
+        prepare_run(options, ProcessGroup())
     options.languages, options.k = None, "5000"
     with pytest.raises(ValueError, match="more than the model's 3,584 neurons"):
-        prepare_run(options, Workers())
+        prepare_run(options, ProcessGroup())
 
 
 def test_workers_coordinate_one_process():
-    w = Workers()
+    w = ProcessGroup()
     assert list(w.rounds([1, 2, 3])) == [([1], 1), ([2], 2), ([3], 3)]
-    assert list(Workers(rank=1, world=2).rounds([1, 2, 3])) == [([1, 2], 2), ([3], None)]
+    assert list(ProcessGroup(rank=1, world=2).rounds([1, 2, 3])) == [([1, 2], 2), ([3], None)]
     assert w.map_gathered([[0, 1], [2]], lambda idx: ((i, i * i) for i in idx)) == {0: 0, 1: 1, 2: 4}
     assert w.on_main(lambda: 5) == 5
     with pytest.raises(KeyError) as raised:

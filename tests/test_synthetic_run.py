@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from apptest_helpers import PAGES, assert_clean, chart_frames, run_page, texts
-from core.demo import DEMO_RUN_DIR
+from core.paths import DEMO_RUN_DIR
 from core.manifest import neuron_space, read_manifest
 from core import store as store_module
 from core.run_layout import TABLES

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.share_state import Parsed
+from core.share_state import Notices
 from core.store import RunDataError
 from core.text import escape_markdown
 
@@ -14,7 +14,7 @@ def notice(text: str, kind: str = "warning", icon: str | None = None) -> None:
     getattr(st, kind)(escape_markdown(text), icon=icon)
 
 
-def show_notices(parsed: Parsed) -> None:
+def show_notices(parsed: Notices) -> None:
     for note in parsed.notices:
         notice(note, icon=":material/link:")
 

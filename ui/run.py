@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.demo import REPO_ROOT
+from core.paths import REPO_ROOT
 from core.loading import ModelLoadError, load_causal_lm
 from core.manifest import ManifestError
 from core.runs import DEFAULT_RUN, discover_runs, model_path, runs_dir

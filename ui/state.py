@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from core.share_state import Parsed
+from core.share_state import Notices
 from ui.output import show_notices
 
 _WRITTEN = "_url_written"  # session state: what this session last wrote to the URL, per control
@@ -28,7 +28,7 @@ class ViewState:
     def __init__(self, page: str):
         self.page = page
         self.url = params()
-        self.parsed = Parsed()
+        self.parsed = Notices()
         self._url_keys: dict[str, tuple[str, ...]] = {}
 
     def key(self, name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.effects import EvalTokens, Outcome, eval_batches, evaluate_batch, tokenize_for_eval
+from core.prompt_outcome import EvalTokens, Outcome, eval_batches, evaluate_batch, tokenize_for_eval
 from core.facts import Prompt
 from precompute.context import RunContext
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.effects import tokenize_for_eval
+from core.prompt_outcome import tokenize_for_eval
 from core.parquet_io import write_parquet_atomic
 from core.run_layout import RANDOM, Condition, conditions, effect_path
 from precompute.context import RunContext, to_prompts

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from core.evaluation import is_correct
+from core.correctness import is_correct
 from core.facts import Prompt
 from core.generation import Batch, model_device
 

@@ -22,7 +22,7 @@ WAIT_LIMIT = timedelta(hours=24)
 
 
 @dataclass
-class Workers:
+class ProcessGroup:
     rank: int = 0
     world: int = 1
     local_world: int = 1  # processes on this machine
@@ -30,7 +30,7 @@ class Workers:
     group: Any = None
 
     @classmethod
-    def from_environment(cls) -> "Workers":
+    def from_environment(cls) -> "ProcessGroup":
         """One process unless a launcher set WORLD_SIZE > 1; then join its process group through accelerate."""
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
