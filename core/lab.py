@@ -11,7 +11,7 @@ from core.capture import capture_pooled
 from core.generation import greedy_decode
 from core.hooks import NeuronHooks
 from core.neurons import NeuronId
-from core.share_state import MAX_PROMPT_CHARS
+from core.prompt_links import MAX_PROMPT_CHARS
 
 MAX_NEW_TOKENS = 20
 MAX_ABLATED = 50_000

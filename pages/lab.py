@@ -8,8 +8,8 @@ from core.hooks import neuron_hooks
 from core.lab import (MAX_ABLATED, MAX_NEW_TOKENS, MAX_PROMPT_CHARS, TOP_TOKENS, LabInputError, compare_next_tokens,
                       continuation_table, fit_prompt, max_prompt_tokens, read_prompt, read_prompt_ablated,
                       relation_activity)
-from core.share_state import (PROMPT_KEYS, encode_list, format_neuron, parse_neuron_list, pick_int, pick_many,
-                              pick_neurons, pick_prompt, prompt_params)
+from core.prompt_links import pick_prompt, PROMPT_KEYS, prompt_params
+from core.share_state import encode_list, format_neuron, parse_neuron_list, pick_int, pick_many, pick_neurons
 from ui.charts import CONDITION_COLORS, label_axis, row_step
 from ui.output import copy_link, guarded, notice
 from ui.run import SNAPSHOT_DIR, run_model, start_page

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.manifest import module_sizes
 from core.overlap import METRICS, MODES, OverlapView, filtered_total
-from core.share_state import Notices, encode_list, pick_int, pick_many, pick_one, pick_range
+from core.share_state import encode_list, Notices, pick_int, pick_many, pick_one, pick_range
 from ui.charts import label_axis, row_step
 from ui.output import copy_link, download, guarded, show_notices
 from ui.run import start_page

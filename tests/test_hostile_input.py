@@ -12,8 +12,8 @@ from core.paths import DEMO_RUN_DIR
 from core.lab import MAX_PROMPT_CHARS, LabInputError, check_prompt
 from core.manifest import neuron_space, read_manifest
 from core.parquet_io import partition_dir
-from core.share_state import (MAX_PZ_CHARS, MAX_URL_PROMPT, PROMPT_KEYS, Notices, load_snapshot, parse_neuron,
-                              pick_int, pick_many, pick_neurons, pick_one, pick_prompt, pick_range, prompt_params)
+from core.prompt_links import load_snapshot, MAX_PZ_CHARS, MAX_URL_PROMPT, pick_prompt, PROMPT_KEYS, prompt_params
+from core.share_state import Notices, parse_neuron, pick_int, pick_many, pick_neurons, pick_one, pick_range
 
 HOSTILE = ["../../etc/passwd", "'; DROP TABLE scores; --", "\x00", "😀" * 50, "漢字かな", "<script>alert(1)</script>",
            "%2e%2e%2f", "1 OR 1=1", "\u202e", "C:\\Windows", "~root", "", " ", "\n\t",

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from apptest_helpers import PAGES, run_page
 from core.paths import DEMO_RUN_DIR
-from core.share_state import MAX_PROMPT_CHARS, MAX_URL_PROMPT
+from core.prompt_links import MAX_PROMPT_CHARS, MAX_URL_PROMPT
 
 pytestmark = pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")
 KEYS = ["run", "k", "lang", "rel", "metric", "mode", "diag", "layers", "modules", "a", "b", "neuron", "unit", "tk",

@@ -9,7 +9,7 @@ from core.paths import DEMO_RUN_DIR
 from core.hooks import neuron_hooks
 from core.lab import read_prompt, read_prompt_ablated
 from core.loading import load_causal_lm
-from core.share_state import MAX_URL_PROMPT
+from core.prompt_links import MAX_URL_PROMPT
 from core.store import RunStore
 
 pytestmark = pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import core.share_state as share_state
+import core.prompt_links as prompt_links
 from core.parquet_io import read_parquet, remove_dead_temporaries, write_bytes_atomic, write_parquet_atomic
-from core.share_state import (MAX_PROMPT_CHARS, MAX_PZ_CHARS, MAX_URL_PROMPT, PROMPT_KEYS, Notices, load_snapshot,
-                              pick_prompt, prompt_params, save_snapshot)
+from core.prompt_links import (MAX_PROMPT_CHARS, MAX_PZ_CHARS, MAX_URL_PROMPT, PROMPT_KEYS, load_snapshot, pick_prompt,
+                                prompt_params, save_snapshot)
+from core.share_state import Notices
 
 # Text without lone surrogates (what a text box or a URL can hold), past every limit.
 UNICODE = st.characters(blacklist_categories=("Cs",))
@@ -107,8 +108,8 @@ def test_zip_bomb_stays_bounded(tmp_path):
 
 def test_old_snapshot_links_still_load(tmp_path):
     prompt = "An old long prompt " * 30
-    (tmp_path / f"{share_state.snapshot_id(prompt)}.json").write_text(f'{{"prompt": "{prompt}"}}')
-    assert pick_prompt({"snap": share_state.snapshot_id(prompt)}, tmp_path, "default", Notices()) == prompt
+    (tmp_path / f"{prompt_links.snapshot_id(prompt)}.json").write_text(f'{{"prompt": "{prompt}"}}')
+    assert pick_prompt({"snap": prompt_links.snapshot_id(prompt)}, tmp_path, "default", Notices()) == prompt
 
 
 def hammer(work, jobs: int = 8, each: int = 200) -> list[BaseException]:
@@ -134,7 +135,7 @@ def test_concurrent_saves_of_one_prompt_all_succeed_and_read_back(tmp_path):
         assert load_snapshot(sid, tmp_path) == prompt
 
     assert hammer(save_and_read) == []
-    assert [p.name for p in tmp_path.iterdir()] == [f"{share_state.snapshot_id(prompt)}.json"]
+    assert [p.name for p in tmp_path.iterdir()] == [f"{prompt_links.snapshot_id(prompt)}.json"]
 
 
 def test_concurrent_saves_of_different_prompts_all_read_back(tmp_path):
@@ -162,8 +163,8 @@ def test_concurrent_atomic_writes_of_one_file(tmp_path):
 
 
 def test_snapshots_are_capped_oldest_first(tmp_path, monkeypatch):
-    monkeypatch.setattr(share_state, "MAX_SNAPSHOTS", 20)
-    monkeypatch.setattr(share_state, "MAX_SNAPSHOT_BYTES", 60_000)
+    monkeypatch.setattr(prompt_links, "MAX_SNAPSHOTS", 20)
+    monkeypatch.setattr(prompt_links, "MAX_SNAPSHOT_BYTES", 60_000)
     rng = random.Random(3)
     sids = []
     for i in range(60):
@@ -177,7 +178,7 @@ def test_snapshots_are_capped_oldest_first(tmp_path, monkeypatch):
 
 
 def test_resaving_a_snapshot_keeps_it_from_eviction(tmp_path, monkeypatch):
-    monkeypatch.setattr(share_state, "MAX_SNAPSHOTS", 5)
+    monkeypatch.setattr(prompt_links, "MAX_SNAPSHOTS", 5)
     rng = random.Random(4)
     first = random_prompt(rng, 500)
     sid = save_snapshot(first, tmp_path)
