@@ -187,6 +187,13 @@ class RunStore:
             "SELECT relation, language, split, template_kind, count(*) AS prompts FROM baseline "
             "GROUP BY ALL ORDER BY ALL")
 
+    def prompt_count_table(self) -> pd.DataFrame:
+        """Prompts per relation (rows) and split / template kind (columns)."""
+        counts = self.prompt_counts()
+        table = counts.pivot_table(index="relation", columns=["split", "template_kind"], values="prompts", aggfunc="sum")
+        table.columns = [f"{split} / {kind}" for split, kind in table.columns]
+        return table
+
     def ranked_table(self, k: int) -> str:
         """The table holding every neuron of rank <= k: the small top table when k is within the run's k values."""
         return TOP_SCORES if int(k) <= self.top_limit else "scores"

@@ -2,6 +2,7 @@
 import altair as alt
 import streamlit as st
 
+from core.layer_distribution import module_mix, per_relation_layer
 from core.share_state import pick_int, pick_one
 from ui.charts import label_axis, row_step
 from ui.output import copy_link, download, guarded
@@ -32,8 +33,7 @@ state.publish(dict(k=k, lang=lang, unit=unit))
 
 def distribution_section():
     dist = store.layer_distribution(int(k), lang)
-    per_layer = dist.groupby(["relation", "layer"], as_index=False).neurons.sum()
-    per_layer["share"] = per_layer.neurons / per_layer.groupby("relation").neurons.transform("sum")
+    per_layer = per_relation_layer(dist)
     value = "neurons" if unit == "count" else "share"
     st.subheader("Relation × layer")
     chart = alt.Chart(per_layer).mark_rect().encode(
@@ -45,8 +45,7 @@ def distribution_section():
     download(per_layer, f"{run_name}-layers-k{int(k)}-{lang}", "layers")
 
     st.subheader("Module mix per layer (all relations)")
-    mix = dist.groupby(["layer", "module"], as_index=False).neurons.sum()
-    mix["share"] = mix.neurons / mix.groupby("layer").neurons.transform("sum")
+    mix = module_mix(dist)
     bars = alt.Chart(mix).mark_bar().encode(
         x=alt.X("layer:O"), y=alt.Y(f"{value}:Q", stack="normalize" if unit == "share" else True),
         color="module:N", tooltip=["layer", "module", "neurons", alt.Tooltip("share:Q", format=".1%")])

@@ -49,8 +49,7 @@ def accuracy_section():
 def counts_section():
     counts = store.prompt_counts()
     st.subheader("Prompts")
-    table = counts.pivot_table(index=["relation"], columns=["split", "template_kind"], values="prompts", aggfunc="sum")
-    table.columns = [f"{a} / {b}" for a, b in table.columns]
+    table = store.prompt_count_table()
     st.dataframe(table)
     download(counts, f"{run_name}-prompt-counts", "counts")
 

@@ -306,3 +306,16 @@ def test_inter_relation_and_multilingual_select_the_right_cells():
     off = long[long.condition == "relation's top-k off"]
     assert (off.accuracy == 0.5).all()  # only each relation's own top-k
     assert (long[long.condition == "original"].accuracy == 1.0).all()
+
+
+def test_layer_distribution_sums_and_shares():
+    from core.layer_distribution import module_mix, per_relation_layer
+
+    dist = pd.DataFrame({"relation": ["a", "a", "a", "b"], "layer": [0, 0, 1, 1],
+                         "module": ["gate_proj", "up_proj", "gate_proj", "gate_proj"], "neurons": [2, 1, 1, 4]})
+    per = per_relation_layer(dist).set_index(["relation", "layer"])
+    assert per.loc[("a", 0), "neurons"] == 3 and per.loc[("a", 0), "share"] == 0.75
+    assert per.loc[("b", 1), "share"] == 1.0
+    mix = module_mix(dist).set_index(["layer", "module"])
+    assert mix.loc[(1, "gate_proj"), "neurons"] == 5 and mix.loc[(1, "gate_proj"), "share"] == 1.0
+    assert mix.loc[(0, "up_proj"), "share"] == 1 / 3

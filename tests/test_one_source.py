@@ -103,3 +103,14 @@ def test_the_summary_overlap_is_the_overlap_page_view(store, raw):
     assert all((a, b) in set(zip(pairs.relation_a, pairs.relation_b)) or (b, a) in set(zip(pairs.relation_a, pairs.relation_b))
                for a, b in CLOSE_PAIRS)
     np.testing.assert_allclose(pairs.expected, k * k / store.total_neurons, rtol=1e-15)
+
+
+def test_prompt_count_table_counts_every_baseline_prompt_once():
+    store = RunStore(DEMO_RUN_DIR)
+    table = store.prompt_count_table()
+    baseline = store.table("baseline")
+    assert int(table.to_numpy().sum()) == len(baseline)
+    assert set(table.columns) == {f"{s} / {k}" for s, k in zip(baseline.split, baseline.template_kind)}
+    assert table.loc["person_father", "evaluation / train"] == len(
+        baseline[(baseline.relation == "person_father") & (baseline.split == "evaluation")
+                 & (baseline.template_kind == "train")])
