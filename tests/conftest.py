@@ -100,3 +100,20 @@ def pytest_sessionfinish(session, exitstatus):
                 holder.clear()
         store.close()
     gc.collect()
+
+
+# Modules that start servers, subprocesses or pipeline runs, or run hundreds of examples: the fast tier
+# (`python -m pytest -m "not slow"`) leaves them out; the README's test command runs everything.
+SLOW_MODULES = {"test_kill_resume", "test_hostile_links", "test_hostile_input", "test_bench_scripts",
+                "test_browser_user", "test_precompute", "test_distributed", "test_synthetic_run", "test_demo_run",
+                "test_scale", "test_real_inputs", "test_demo_model", "test_isolation"}
+BROWSER_MODULES = {"test_browser_user"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if module in BROWSER_MODULES:
+            item.add_marker(pytest.mark.browser)

@@ -102,9 +102,12 @@ def test_threads_do_not_see_each_others_ablation(llama):
         t.start()
     for t in threads:
         t.join()
+    assert not torch.allclose(ablated_ref, plain, atol=1e-3)  # the ablation shows
     for n, outs in results.items():
         for out in outs:
-            assert torch.equal(out, ablated_ref if n % 2 else plain)
+            # Not bit-equal: a new thread may run with another intra-op thread count than the main one (OpenMP
+            # keeps it per thread), which changes the order of float sums in the last bits.
+            torch.testing.assert_close(out, ablated_ref if n % 2 else plain, rtol=1e-5, atol=1e-6)
 
 
 def test_hooks_are_installed_once_per_definition(llama):

@@ -59,10 +59,14 @@ def test_sixteen_threads_equal_one_by_one(shared):
     for t in threads:
         t.join()
     assert not errors
+    plain = expected[0][1]  # seeds 0, 4, 8, 12 switch nothing off
+    assert all(not torch.allclose(expected[s][1], plain, atol=1e-4) for s in range(16) if s % 4), \
+        "every ablated request must differ from a plain one by more than the tolerance below"
     for seed, outs in results.items():
         for ids, probe in outs:
             assert ids == expected[seed][0]
-            assert torch.equal(probe, expected[seed][1])
+            # ids exactly; logits to float rounding (threads may sum in another order, see test_hooks)
+            torch.testing.assert_close(probe, expected[seed][1], rtol=1e-5, atol=1e-6)
 
 
 class Stop(BaseException):
