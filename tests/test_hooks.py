@@ -105,8 +105,8 @@ def test_threads_do_not_see_each_others_ablation(llama):
     assert not torch.allclose(ablated_ref, plain, atol=1e-3)  # the ablation shows
     for n, outs in results.items():
         for out in outs:
-            # Not bit-equal: a new thread may run with another intra-op thread count than the main one (OpenMP
-            # keeps it per thread), which changes the order of float sums in the last bits.
+            # Not bit-equal: with other forward passes running at the same time, the math library may split and
+            # order float sums differently; seen here as differences in the last bits, after other tests ran.
             torch.testing.assert_close(out, ablated_ref if n % 2 else plain, rtol=1e-5, atol=1e-6)
 
 

@@ -65,7 +65,7 @@ def test_sixteen_threads_equal_one_by_one(shared):
     for seed, outs in results.items():
         for ids, probe in outs:
             assert ids == expected[seed][0]
-            # ids exactly; logits to float rounding (threads may sum in another order, see test_hooks)
+            # ids exactly; logits to float rounding (concurrent passes may sum in another order, see test_hooks)
             torch.testing.assert_close(probe, expected[seed][1], rtol=1e-5, atol=1e-6)
 
 
