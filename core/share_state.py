@@ -66,7 +66,7 @@ def pick_int(params: Mapping[str, str], key: str, low: int, high: int, default: 
         return default
     if value < low or value > high:
         clamped = min(max(value, low), high)
-        parsed.note(f"{label} {value:,} is outside {low:,}–{high:,}; showing {clamped:,}.")
+        parsed.note(f"{label} {clip(f'{value:,}')} is outside {low:,}–{high:,}; showing {clamped:,}.")
         return clamped
     return value
 

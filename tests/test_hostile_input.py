@@ -214,3 +214,11 @@ def test_a_k_that_was_not_precomputed_becomes_the_nearest_with_a_notice():
         parsed = Notices()
         assert pick_precomputed({"k": raw} if raw else {}, "k", sweep, 108, parsed, "k") == expected, raw
         assert bool(parsed.notices) == noted, (raw, parsed.notices)
+
+
+def test_a_huge_number_in_a_link_is_named_briefly():
+    from core.share_state import Notices, pick_int
+
+    parsed = Notices()
+    assert pick_int({"k": "9" * 4000}, "k", 1, 100, 50, parsed, "k") == 100
+    assert len(parsed.notices) == 1 and len(parsed.notices[0]) < 120
