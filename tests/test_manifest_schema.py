@@ -128,15 +128,14 @@ def test_fuzzed_manifests_read_or_raise_manifest_error(tmp_path, changes):
     data = copy.deepcopy(DEMO)
     for where, value in changes:
         target = data
-        try:
-            for key in where[:-1]:
-                target = target[key]
-            if value is DELETE:
-                target.pop(where[-1], None)
-            else:
-                target[where[-1]] = value
-        except (KeyError, TypeError):
-            continue  # an earlier change replaced a parent section
+        for key in where[:-1]:
+            target = target.get(key) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            continue  # an earlier change replaced a parent section with something else
+        if value is DELETE:
+            target.pop(where[-1], None)
+        else:
+            target[where[-1]] = value
     folder = tmp_path / "run"
     write(folder, data)
     try:
