@@ -116,7 +116,9 @@ def continuation_table(base: PromptReadout, ablated: PromptReadout, tokenizer) -
         "position": list(range(1, length + 1)),
         "baseline": [text_at(base.continuation_ids, i) for i in range(length)],
         "with neurons off": [text_at(ablated.continuation_ids, i) for i in range(length)],
-        "changed": [id_at(base.continuation_ids, i) != id_at(ablated.continuation_ids, i) for i in range(length)],
+        # a position past the ablated answer's end differs too (the ablated answer stopped earlier)
+        "changed": token_changes(base.continuation_ids, ablated.continuation_ids)
+        + [True] * (length - len(ablated.continuation_ids)),
         "baseline id": pd.array([id_at(base.continuation_ids, i) for i in range(length)], dtype="Int64"),
         "ablated id": pd.array([id_at(ablated.continuation_ids, i) for i in range(length)], dtype="Int64"),
     })

@@ -13,7 +13,6 @@ from typing import Iterable, Mapping
 
 from core.neurons import NeuronId, NeuronSpace
 
-MAX_ABLATED_NEURONS = 50_000
 MAX_LISTED = 64
 NEURON_TEXT = re.compile(r"^\s*L?(\d{1,6})\s*[.:/]\s*([A-Za-z_][A-Za-z0-9_]{0,31})\s*[.:/\[]\s*(\d{1,9})\]?\s*$")
 

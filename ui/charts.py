@@ -11,7 +11,6 @@ CONDITION_COLORS = {
     "relation_off": "#e45756",  # the relation's own top-k
     "ablated": "#e45756",
     "baseline": "#4c78a8",
-    "other relations (mean)": "#9d9d9d",
 }
 CONDITION_NAMES = {
     "original": "original", "random": "random k off", "relation_off": "relation's top-k off",
@@ -29,7 +28,3 @@ def row_step() -> alt.Step:
     """A heatmap's height as pixels per row: Streamlit fits a chart's width to the page but not its height, so a
     fixed height would squeeze twelve rows until their labels are dropped."""
     return alt.Step(ROW_STEP)
-
-
-def condition_scale(conditions: list[str]) -> alt.Scale:
-    return alt.Scale(domain=conditions, range=[CONDITION_COLORS[c] for c in conditions])

@@ -43,6 +43,6 @@ def copy_link() -> None:
     except Exception:  # outside a browser session (AppTest) there is no URL
         base = ""
     with st.expander("Copy link to this view", icon=":material/link:"):
-        st.code(f"{base}?{urlencode({k: st.query_params.get(k) for k in st.query_params.keys()})}", language=None)
+        st.code(f"{base}?{urlencode(st.query_params.to_dict())}", language=None)
 
 
