@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.parquet_io import PARTITION_VALUE, write_bytes_atomic
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: random_sets, single_neuron, null_top tables; scores.sign; options of the checks
 MANIFEST = "manifest.json"
 
 
@@ -68,9 +68,11 @@ def read_manifest(run_dir: Path) -> Manifest:
         raise ManifestError(f"{path} holds a JSON {type(data).__name__}, not a run's manifest object; rerun precompute")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION or isinstance(version, bool):
+        older = " (made before critical neurons, significance tests and the overlap null were stored)" if (
+            _is_int(version) and version < SCHEMA_VERSION) else ""
         raise ManifestError(
-            f"{path} has schema version {_show(version)}; this version of the app reads {SCHEMA_VERSION}: "
-            "rerun `python -m precompute run` for this model to rebuild the run"
+            f"{path} has schema version {_show(version)}{older}; this version of the app reads {SCHEMA_VERSION}: "
+            "rerun `python -m precompute run` for this model, with the same options, to rebuild the run"
         )
     return _checked(data, path)
 
@@ -169,6 +171,8 @@ def _checked(data: dict, path: Path) -> Manifest:
     options.text("identification_language", required=False)
     options.get("negatives_ratio", "a finite number above 0", lambda v: _is_number(v) and v > 0)
     options.get("seed", "a whole number", _is_int)
+    options.get("critical_threshold", "a finite number above 0", lambda v: _is_number(v) and v > 0, required=False)
+    options.get("direction", "positive or either", lambda v: v in ("positive", "either"), required=False)
     top.count("k", 1, total)
     top.get("k_sweep", f"a non-empty list of whole numbers from 1 to {total:,}",
             lambda v: isinstance(v, list) and v and all(_is_int(x) and 1 <= x <= total for x in v))

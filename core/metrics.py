@@ -1,12 +1,20 @@
-"""The paper's numbers from a run's tables: accuracy, drops, interference, cumulativity.
+"""The paper's numbers from a run's tables: accuracy, drops, interference, cumulativity, and the checks a
+reviewer asks for (seed spread, intervals, paired tests, critical neurons, cross effects as a distribution).
 
 One implementation of each figure, shared by the explorer's pages and `precompute summary`: the per-prompt
-aggregation is RunStore.ablation_summary (SQL); these functions shape its result. Overlap is core.overlap.
+aggregation is RunStore.ablation_summary and RunStore.paired_outcomes (SQL); these functions shape their
+results, with the distributions from core.statistics (scipy.stats). Overlap is core.overlap.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from core.run_layout import RANDOM
+from core.statistics import holm, mcnemar_paired, mean_interval, paired_drop_interval
+
+ALPHA = 0.01  # the significance level the summary states, after Holm's correction over relations
+CROSS_THRESHOLD = 50.0  # accuracy points: cross-relation cells named one by one
 
 
 def finish_ablation_table(g: pd.DataFrame) -> pd.DataFrame:
@@ -18,16 +26,60 @@ def finish_ablation_table(g: pd.DataFrame) -> pd.DataFrame:
     return g
 
 
-def random_summary(table: pd.DataFrame, k: int, language: str = "en") -> pd.DataFrame:
-    """Per evaluated relation: mean drop (points) over random seeds and a 95% interval of that mean."""
-    t = table[(table.kind == "random") & (table.k == k) & (table.language == language)]
+def random_rows(table: pd.DataFrame, family: str = RANDOM) -> pd.DataFrame:
+    """The rows of one random family (the paper's uniform sets, or random_noncritical)."""
+    return table[(table.kind == "random") & (table.ablated == family)]
+
+
+def random_summary(table: pd.DataFrame, k: int, language: str = "en", family: str = RANDOM) -> pd.DataFrame:
+    """Per evaluated relation, the random sets' drops (points): every seed's spread (mean, median, min, max,
+    which seed is worst) and a 95% percentile-bootstrap interval of the mean over seeds (it cannot leave the
+    seeds' range, so never the attainable one)."""
+    t = random_rows(table, family)
+    t = t[(t.k == k) & (t.language == language)]
     rows = []
     for rel, g in t.groupby("relation"):
-        d = g.drop_points.to_numpy()
-        half = 1.96 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan
-        rows.append(dict(relation=rel, random_drop=d.mean(), random_low=d.mean() - half, random_high=d.mean() + half,
-                         random_first_lp_drop=g.first_lp_drop.mean(), seeds=len(d)))
+        d = g.drop_points.to_numpy(float)
+        low, high = mean_interval(d)
+        worst = g.loc[g.drop_points.idxmax()]
+        rows.append(dict(relation=rel, random_drop=d.mean(), random_median=float(np.median(d)), random_min=d.min(),
+                         random_max=d.max(), worst_seed=int(worst.seed), random_low=low, random_high=high,
+                         random_first_lp_drop=g.first_lp_drop.mean(),
+                         random_first_lp_drop_median=float(g.first_lp_drop.median()), seeds=len(d)))
     return pd.DataFrame(rows)
+
+
+def paired_tests(paired: pd.DataFrame, family: str = RANDOM) -> pd.DataFrame:
+    """Per relation and random seed, on the same prompts: how many answers only the random set keeps
+    (`random_only`: own top-k breaks them, the random set does not), how many only own top-k keeps, and the
+    two-sided exact McNemar p-value. `paired`: RunStore.paired_outcomes."""
+    rows = []
+    for (rel, seed), g in paired[paired.family == family].groupby(["relation", "seed"]):
+        random_only, own_only, p = mcnemar_paired(g.random_correct.to_numpy(bool), g.own_correct.to_numpy(bool))
+        rows.append(dict(relation=rel, seed=int(seed), prompts=len(g), random_only=random_only, own_only=own_only,
+                         p=p))
+    return pd.DataFrame(rows, columns=["relation", "seed", "prompts", "random_only", "own_only", "p"])
+
+
+def significance(paired: pd.DataFrame, family: str = RANDOM, alpha: float = ALPHA) -> pd.DataFrame:
+    """Per relation: the own top-k drop with a 95% percentile-bootstrap interval over prompts (paired with the
+    baseline), and whether own top-k breaks more than *every* random set: the largest McNemar p over the seeds
+    (an intersection-union test: each seed must reject), Holm-adjusted over the relations, compared with
+    `alpha`."""
+    tests = paired_tests(paired, family)
+    rows = []
+    for rel, g in paired[paired.family == family].groupby("relation"):
+        prompts = g.drop_duplicates("prompt_id")
+        low, high = paired_drop_interval(prompts.base_correct.to_numpy(bool), prompts.own_correct.to_numpy(bool))
+        t = tests[tests.relation == rel]
+        rows.append(dict(relation=rel, prompts=len(prompts), own_low=low, own_high=high, p_worst_seed=t.p.max(),
+                         seeds_significant=int((t.p < alpha).sum()), tested_seeds=len(t)))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["p_holm"] = holm(out.p_worst_seed.to_numpy())
+    out["significant"] = out.p_holm < alpha
+    return out
 
 
 def summarise_relations(table: pd.DataFrame, k: int, language: str = "en") -> pd.DataFrame:
@@ -46,7 +98,33 @@ def summarise_relations(table: pd.DataFrame, k: int, language: str = "en") -> pd
             largest_other=worst.relation, largest_other_drop=worst.drop_points,
             most_improved=best.relation, most_improved_drop=best.drop_points,
         ))
-    return pd.DataFrame(rows).merge(random_summary(table, k, language), on="relation", how="left")
+    out = pd.DataFrame(rows).merge(random_summary(table, k, language), on="relation", how="left")
+    out["beats_worst_random"] = out.own_drop > out.random_max
+    return out
+
+
+def cross_relation(table: pd.DataFrame, k: int, language: str, threshold: float = CROSS_THRESHOLD) -> tuple[dict, pd.DataFrame]:
+    """The drops a relation's top-k causes in the *other* relations, as a distribution: (median, mean, max,
+    cell count and how many are at least `threshold` points; the cells at or above it, largest first)."""
+    top = table[(table.kind == "top") & (table.k == k) & (table.language == language)]
+    cells = top[top.relation != top.ablated]
+    d = cells.drop_points.to_numpy(float)
+    above = cells[cells.drop_points >= threshold].sort_values("drop_points", ascending=False)
+    stats = dict(cells=len(d), median=float(np.median(d)) if len(d) else float("nan"),
+                 mean=float(d.mean()) if len(d) else float("nan"), max=float(d.max()) if len(d) else float("nan"),
+                 above=len(above), threshold=threshold, zero=int((d == 0).sum()))
+    return stats, above[["ablated", "relation", "base_accuracy", "accuracy", "drop_points"]].reset_index(drop=True)
+
+
+def critical_members(members: pd.DataFrame, critical: pd.DataFrame) -> pd.DataFrame:
+    """Which critical neurons sit in which neuron sets. `members`: set (any label columns) and neuron;
+    `critical`: RunStore.critical_neurons. One row per (set member that is critical, relation it breaks)."""
+    return members.merge(critical[["neuron", "layer", "module", "index", "relation", "drop_points"]]
+                         .rename(columns={"relation": "breaks", "drop_points": "single_drop"}), on="neuron")
+
+
+def neuron_label(layer: int, module: str, index: int, neuron: int) -> str:
+    return f"#{neuron} (L{layer} {module} {index})"
 
 
 def cumulativity(effects: pd.DataFrame, k_from: int, k_to: int, language: str | None = None) -> pd.DataFrame:
@@ -83,7 +161,8 @@ def cumulativity_summary(per_relation: pd.DataFrame) -> dict:
 def intra_relation(table: pd.DataFrame, k: int, language: str) -> pd.DataFrame:
     """Per relation: original accuracy, mean accuracy with random k-sets off (with seed range), with its own top-k off."""
     own = table[(table.kind == "top") & (table.k == k) & (table.language == language) & (table.ablated == table.relation)]
-    rnd = table[(table.kind == "random") & (table.k == k) & (table.language == language)]
+    rnd = random_rows(table)
+    rnd = rnd[(rnd.k == k) & (rnd.language == language)]
     r = rnd.groupby("relation").accuracy.agg(random="mean", random_low="min", random_high="max")
     out = own.set_index("relation")[["base_accuracy", "accuracy"]].rename(
         columns={"base_accuracy": "original", "accuracy": "relation_off"}).join(r)
@@ -108,7 +187,8 @@ def multilingual(table: pd.DataFrame, k: int) -> pd.DataFrame:
 
 def random_seed_accuracies(table: pd.DataFrame, k: int, language: str) -> pd.DataFrame:
     """Per relation and random seed: accuracy with that seed's random k neurons off (the spread behind `random`)."""
-    rnd = table[(table.kind == "random") & (table.k == k) & (table.language == language)]
+    rnd = random_rows(table)
+    rnd = rnd[(rnd.k == k) & (rnd.language == language)]
     return rnd[["relation", "seed", "accuracy"]].sort_values(["relation", "seed"]).reset_index(drop=True)
 
 
@@ -118,7 +198,8 @@ def sweep_curves(table: pd.DataFrame, relation: str, language: str) -> pd.DataFr
     top = t[(t.kind == "top") & (t.ablated == relation)]
     own = top[top.relation == relation][["k", "accuracy"]].assign(series=relation)
     others = top[top.relation != relation].groupby("k", as_index=False).accuracy.mean().assign(series="other relations (mean)")
-    rnd = t[(t.kind == "random") & (t.relation == relation)].groupby("k", as_index=False).accuracy.mean().assign(
+    rnd = random_rows(t)
+    rnd = rnd[rnd.relation == relation].groupby("k", as_index=False).accuracy.mean().assign(
         series=f"{relation}, random sets")
     return pd.concat([own, others, rnd], ignore_index=True).sort_values(["series", "k"]).reset_index(drop=True)
 

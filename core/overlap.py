@@ -1,11 +1,21 @@
-"""Overlap of top-k neuron sets: counts, Jaccard, and the ratio to what two random sets would share."""
+"""Overlap of top-k neuron sets: counts, Jaccard, and how they compare with two nulls.
+
+The hypergeometric null is two *independent* random sets of the same sizes. The construction does not follow
+it: each relation's positives are the other relations' negatives, which pushes top-k sets apart. The
+permutation null (the run's null_top table: identification re-run with relation labels permuted among the
+identification prompts) is the overlap the construction itself produces with no relation structure.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-METRICS = ("count", "jaccard", "chance_ratio")
+from core.statistics import holm, hypergeom_overlap, permutation_null
+
+METRICS = ("count", "jaccard", "chance_ratio", "hypergeom_z", "null_ratio", "null_z")
+NULL_METRICS = ("null_ratio", "null_z")  # need the permutation null: relation x relation, identification language
 MODES = ("relations", "languages", "relation_language")
 
 
@@ -29,7 +39,53 @@ def overlap_long(shared: pd.DataFrame, sizes: pd.DataFrame, metric: str, total: 
     union = out.size_a + out.size_b - out.shared
     out["jaccard"] = out.shared / union.clip(lower=1)
     out["chance_ratio"] = out.shared / out.expected.where(out.expected > 0)
-    out["value"] = out[{"count": "shared", "jaccard": "jaccard", "chance_ratio": "chance_ratio"}[metric]]
+    hyper = hypergeom_overlap(out.shared.to_numpy(), out.size_a.to_numpy(), out.size_b.to_numpy(), max(total, 1))
+    out["hypergeom_z"], out["p_more"], out["p_less"] = hyper["z"], hyper["p_more"], hyper["p_less"]
+    for column in NULL_METRICS:
+        if column not in out:
+            out[column] = np.nan
+    out["value"] = out[{"count": "shared"}.get(metric, metric)]
+    return out
+
+
+def null_values(null_counts: pd.DataFrame, relations: list[str], seeds: int) -> pd.DataFrame:
+    """Every unordered pair of distinct relations x permutation seed with its shared count (zeros filled in):
+    relation_a < relation_b, seed, shared. `null_counts`: RunStore.null_overlap_counts."""
+    pairs = pd.DataFrame([(a, b) for a in relations for b in relations if a < b], columns=["relation_a", "relation_b"])
+    grid = pairs.merge(pd.DataFrame({"seed": range(seeds)}), how="cross")
+    counts = null_counts[null_counts.relation_a < null_counts.relation_b]
+    out = grid.merge(counts, on=["relation_a", "relation_b", "seed"], how="left")
+    out["shared"] = out.shared.fillna(0).astype(int)
+    return out
+
+
+def permutation_test(observed: pd.DataFrame, null: pd.DataFrame) -> pd.DataFrame:
+    """Per relation pair (`observed`: relation_a, relation_b, shared): the permutation null's mean for that pair
+    and its spread, the ratio and z against it, and the p-value of sharing at least this much against the
+    null pooled over every pair and seed (the label permutation makes all pairs alike), Holm-adjusted over
+    the pairs. `null`: null_values."""
+    pooled = null.shared.to_numpy(float)
+    per_pair = {key: g.shared.to_numpy(float) for key, g in null.groupby(["relation_a", "relation_b"])}
+    rows = []
+    for a, b, shared in zip(observed.relation_a, observed.relation_b, observed.shared):
+        if a == b:  # a set against itself: no null
+            rows.append(dict(relation_a=a, relation_b=b))
+            continue
+        mine = per_pair.get((min(a, b), max(a, b)), np.array([]))
+        against = permutation_null(shared, pooled)
+        rows.append(dict(relation_a=a, relation_b=b, pair_null_mean=float(mine.mean()) if len(mine) else np.nan,
+                         pair_null_max=float(mine.max()) if len(mine) else np.nan, null_mean=against["mean"],
+                         null_max=float(pooled.max()) if len(pooled) else np.nan,
+                         null_sd=against["sd"], null_ratio=against["ratio"], null_z=against["z"],
+                         p_null=against["p_more"]))
+    out = pd.DataFrame(rows, columns=["relation_a", "relation_b", "pair_null_mean", "pair_null_max", "null_mean",
+                                      "null_max", "null_sd", "null_ratio", "null_z", "p_null"])
+    # Each pair appears once in the count (a heatmap holds it twice, as (a, b) and (b, a)).
+    once = out.relation_a < out.relation_b
+    adjusted = pd.Series(holm(out.loc[once, "p_null"].to_numpy()), index=out.index[once])
+    by_pair = {(a, b): p for a, b, p in zip(out.relation_a[once], out.relation_b[once], adjusted)}
+    out["p_null_holm"] = [by_pair.get((min(a, b), max(a, b)), np.nan) if a != b else np.nan
+                          for a, b in zip(out.relation_a, out.relation_b)]
     return out
 
 
@@ -91,4 +147,18 @@ class OverlapView:
         shared, sizes = store.overlap_counts(int(k), sorted(set(store.languages)), tuple(layers), modules)
         every_set = [(r, lang) for r in store.relations for lang in store.languages]
         long = overlap_long(complete_grid(shared, every_set), sizes, metric, total)
-        return heatmap_cells(long, self.mode, self.language, self.relation, self.identification_language, selected)
+        cells = heatmap_cells(long, self.mode, self.language, self.relation, self.identification_language, selected)
+        if self.has_null(store, k):
+            null = null_values(store.null_overlap_counts(int(k), tuple(layers), modules), store.relations,
+                               store.null_seeds)
+            tested = permutation_test(cells[["relation_a", "relation_b", "shared"]], null)
+            cells = cells.drop(columns=list(NULL_METRICS)).merge(tested, on=["relation_a", "relation_b"], how="left")
+            if metric in NULL_METRICS:
+                cells["value"] = cells[metric]
+        return cells
+
+    def has_null(self, store, k: int) -> bool:
+        """The permutation null exists for this view: relation x relation in the identification language,
+        a run that stored it, and k within the ranks it kept."""
+        return (self.mode == "relations" and self.language == self.identification_language
+                and store.available("null_top") and store.null_seeds > 0 and int(k) <= store.top_limit)

@@ -6,7 +6,10 @@ nowhere else; README "Run folder schema" describes the same layout.
     identification/relation=R/language=L/part-0.parquet
     scores/relation=R/language=L/part-0.parquet
     top_prompts/language=L/part-0.parquet
-    effects/ablated=R|random/k=K/{top,range,random}-K_FROM[-seedS].parquet
+    effects/ablated=R|random|random_noncritical/k=K/{top,range,random}-K_FROM[-seedS].parquet
+    random_sets/part-0.parquet          the neurons of every random condition (k, seed, family)
+    single_neuron/part-0.parquet        every screened neuron's single ablation, per relation (critical neurons)
+    null_top/seed=S/part-0.parquet      top-ranked neurons with relation labels permuted (the overlap null)
     work/language=L/activations.npy, prompt_ids.npy   (the capture; not read by the app)
 """
 from __future__ import annotations
@@ -20,12 +23,17 @@ from core.manifest import SCHEMA_VERSION, Manifest
 from core.neurons import NeuronSpace
 from core.parquet_io import partition_dir
 
-TABLES = ("baseline", "identification", "scores", "effects", "top_prompts")
+TABLES = ("baseline", "identification", "scores", "effects", "top_prompts", "random_sets", "single_neuron",
+          "null_top")
 WORK = "work"  # the capture's folder
 PART = "part-0.parquet"  # the one file of a relation x language (or language) partition
 TOP_PLACES = 5  # top prompts kept per neuron and language
 EFFECT_KINDS = ("top", "range", "random")
 RANDOM = "random"  # the `ablated` partition of random neuron sets
+# Random sets drawn from the neurons that are not critical (--random-exclude-critical): a second family,
+# beside the paper's plain uniform draw, at the main k.
+RANDOM_NONCRITICAL = "random_noncritical"
+RANDOM_FAMILIES = (RANDOM, RANDOM_NONCRITICAL)
 NO_SEED = -1  # the seed column of top and range conditions
 
 
@@ -46,6 +54,18 @@ def top_prompts_path(run_dir: Path, language: str) -> Path:
     return partition_dir(Path(run_dir) / "top_prompts", language=language) / PART
 
 
+def random_sets_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "random_sets" / PART
+
+
+def single_neuron_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "single_neuron" / PART
+
+
+def null_top_path(run_dir: Path, seed: int) -> Path:
+    return partition_dir(Path(run_dir) / "null_top", seed=seed) / PART
+
+
 def capture_paths(run_dir: Path, language: str) -> tuple[Path, Path]:
     """(activations.npy, prompt_ids.npy) of one language's capture."""
     work = partition_dir(Path(run_dir) / WORK, language=language)
@@ -55,8 +75,9 @@ def capture_paths(run_dir: Path, language: str) -> tuple[Path, Path]:
 # ----- effect conditions ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Condition:
-    """One ablation: `ablated` (a relation, or "random") with neurons of ranks k_from+1..k zeroed (kind top:
-    k_from = 0; range: between two k of the sweep), or k random neurons drawn with `seed` (kind random)."""
+    """One ablation: `ablated` (a relation, or a random family) with neurons of ranks k_from+1..k zeroed (kind
+    top: k_from = 0; range: between two k of the sweep), or k random neurons drawn with `seed` (kind random;
+    ablated "random": uniform over every neuron, "random_noncritical": over the neurons that are not critical)."""
     ablated: str
     kind: str
     k_from: int
@@ -69,9 +90,11 @@ class Condition:
         return f"{self.kind}-{self.k_from}" + (f"-seed{self.seed}" if self.kind == RANDOM else "") + ".parquet"
 
 
-def conditions(relations: list[str], k_sweep: list[int], random_seeds: int) -> list[Condition]:
+def conditions(relations: list[str], k_sweep: list[int], random_seeds: int,
+               noncritical_k: int | None = None) -> list[Condition]:
     """Every ablation of a run, in the order they are computed: per relation its top-k at each k of the sweep
-    and the rank range between each pair of consecutive k; then `random_seeds` random sets of each k."""
+    and the rank range between each pair of consecutive k; then `random_seeds` random sets of each k; then,
+    when `noncritical_k` is given, as many random sets of that k drawn from the non-critical neurons."""
     out = []
     for rel in relations:
         previous = 0
@@ -81,6 +104,8 @@ def conditions(relations: list[str], k_sweep: list[int], random_seeds: int) -> l
                 out.append(Condition(rel, "range", previous, k))
             previous = k
     out += [Condition(RANDOM, RANDOM, 0, k, s) for k in k_sweep for s in range(random_seeds)]
+    if noncritical_k is not None:
+        out += [Condition(RANDOM_NONCRITICAL, RANDOM, 0, noncritical_k, s) for s in range(random_seeds)]
     return out
 
 
@@ -89,12 +114,16 @@ def effect_path(run_dir: Path, c: Condition) -> Path:
 
 
 def run_files(run_dir: Path, relations: list[str], languages: list[str], k_sweep: list[int],
-              random_seeds: int) -> list[Path]:
-    """Every Parquet file a complete run of these relations, languages, sweep and seeds holds."""
+              random_seeds: int, noncritical_k: int | None = None, null_seeds: int = 0,
+              critical: bool = False) -> list[Path]:
+    """Every Parquet file a complete run of these relations, languages, sweep and options holds."""
     units = [(r, l) for r in relations for l in languages]
     return [*(path(run_dir, r, l) for path in (baseline_path, identification_path, scores_path) for r, l in units),
             *(top_prompts_path(run_dir, l) for l in languages),
-            *(effect_path(run_dir, c) for c in conditions(relations, k_sweep, random_seeds))]
+            *(effect_path(run_dir, c) for c in conditions(relations, k_sweep, random_seeds, noncritical_k)),
+            random_sets_path(run_dir),
+            *([single_neuron_path(run_dir)] if critical else []),
+            *(null_top_path(run_dir, s) for s in range(null_seeds))]
 
 
 # ----- manifest -------------------------------------------------------------------------------------------------

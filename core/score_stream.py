@@ -17,7 +17,7 @@ import torch
 from core.mapped import NpyColumns, column_block
 from core.scoring import average_precision
 
-STATISTICS = ("ap", "mean_pos", "median_pos", "mean_neg")
+STATISTICS = ("ap", "sign", "mean_pos", "median_pos", "mean_neg")
 MAX_CHUNK = 65536
 MIN_CHUNK = 256
 
@@ -75,8 +75,13 @@ def score_stream(
     memory_budget: int = 1 << 30,
     device: str = "cpu",
     on_progress: Callable[[int], None] | None = None,
+    either_direction: bool = False,
 ) -> StreamScores:
-    """Statistics per relation for every column of `acts`, plus each column's `top_places` highest prompts."""
+    """Statistics per relation for every column of `acts`, plus each column's `top_places` highest prompts.
+
+    `ap` is the paper's AP of the raw values and `sign` +1. With `either_direction`, a neuron whose negated
+    values rank the positives better keeps that AP instead, with sign -1: it marks the relation by being lower.
+    """
     for rel, s in sets.items():
         if s.positive.all() or not s.positive.any():
             raise ValueError(f"relation {rel} has no positives or no negatives among validated prompts: "
@@ -95,11 +100,37 @@ def score_stream(
         for rel, s in sets.items():
             x, labels = block[s.rows], s.positive
             r = out.stats[rel]
-            r["ap"][lo:hi] = average_precision(torch.from_numpy(x).to(device), torch.from_numpy(labels).to(device)).cpu().numpy()
+            values, flags = torch.from_numpy(x).to(device), torch.from_numpy(labels).to(device)
+            ap = average_precision(values, flags).cpu().numpy()
+            sign = np.ones_like(ap)
+            if either_direction:
+                reverse = average_precision(-values, flags).cpu().numpy()
+                lower = reverse > ap  # ties keep the paper's side
+                ap, sign = np.where(lower, reverse, ap), np.where(lower, -1.0, 1.0)
+            r["ap"][lo:hi], r["sign"][lo:hi] = ap, sign
             r["mean_pos"][lo:hi] = x[labels].mean(0)
             r["median_pos"][lo:hi] = np.median(x[labels], axis=0)
             r["mean_neg"][lo:hi] = x[~labels].mean(0)
             if on_progress is not None:
                 on_progress(hi - lo)
         del block
+    return out
+
+
+def ap_stream(acts: np.ndarray | NpyColumns, sets: dict[str, LabelledRows], memory_budget: int = 1 << 30,
+              device: str = "cpu", either_direction: bool = False) -> dict[str, np.ndarray]:
+    """Only the AP (signed as in score_stream) of every column for each set: what a ranking needs, at a
+    fraction of score_stream's work (no medians, no top prompts)."""
+    rows, n = acts.shape
+    out = {name: np.empty(n) for name in sets}
+    step = chunk_columns(rows, memory_budget)
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        block = column_block(acts, lo, hi)
+        for name, s in sets.items():
+            values, flags = torch.from_numpy(block[s.rows]).to(device), torch.tensor(s.positive, device=device)
+            ap = average_precision(values, flags)
+            if either_direction:
+                ap = torch.maximum(ap, average_precision(-values, flags))
+            out[name][lo:hi] = ap.cpu().numpy()
     return out

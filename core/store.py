@@ -26,7 +26,7 @@ from core.run_layout import TABLES
 
 TOP_SCORES = "top_scores"  # scores with rank <= the run's largest k: what the top-k views read
 STORE_PREFIX = ".store-"
-STORE_FORMAT = 2  # bump when the tables built below change
+STORE_FORMAT = 3  # bump when the tables built below change
 LOCKED = {"enable_external_access": False, "lock_configuration": True}  # in this order: the lock comes last
 
 
@@ -285,6 +285,57 @@ class RunStore:
             return self.query("SELECT * FROM effects WHERE list_contains(?::VARCHAR[], kind)", [kinds])
         return self.query("SELECT * FROM effects WHERE list_contains(?::VARCHAR[], kind) "
                           "AND list_contains(?::INT[], k::INT)", [kinds, k])
+
+    # ----- the checks a reviewer asks for (schema 2): paired outcomes, critical neurons, the overlap null ----
+    def paired_outcomes(self, k: int, language: str, template_kind: str = "train") -> pd.DataFrame:
+        """Per evaluated relation and prompt: correct at baseline, with the relation's own top-k off, and with
+        each random set of the same k off (`family`, `seed`): the pairs a paired test compares."""
+        return self.query(
+            "SELECT o.relation, o.prompt_id, b.correct AS base_correct, o.correct AS own_correct, "
+            "r.ablated AS family, r.seed, r.correct AS random_correct FROM effects o "
+            "JOIN baseline b ON b.prompt_id = o.prompt_id "
+            "JOIN effects r ON r.prompt_id = o.prompt_id AND r.kind = 'random' AND r.k = o.k "
+            "WHERE o.kind = 'top' AND o.ablated = o.relation AND o.k = ? AND o.language = ? AND o.template_kind = ? "
+            "ORDER BY o.relation, family, r.seed, o.prompt_id", [k, language, template_kind])
+
+    @property
+    def critical_threshold(self) -> float:
+        return float(self.manifest.options.get("critical_threshold", 20.0))
+
+    def critical_neurons(self) -> pd.DataFrame:
+        """Every (neuron, relation) whose single ablation costs the relation at least the run's threshold in
+        accuracy points (exact evaluation), largest first."""
+        return self.query(
+            "SELECT neuron, layer, module::VARCHAR AS module, \"index\", relation, language, prompts, base_accuracy, "
+            "accuracy, drop_points FROM single_neuron WHERE drop_points >= ? ORDER BY drop_points DESC, neuron, relation",
+            [self.critical_threshold])
+
+    def single_neuron_effects(self, neuron: int) -> pd.DataFrame:
+        """One neuron's single-ablation screen and (where it was flagged) exact effect, per relation."""
+        return self.query(
+            "SELECT relation, language, sample_prompts, sample_broken, sample_first_lp_drop, prompts, base_accuracy, "
+            "accuracy, drop_points, coalesce(drop_points >= ?, false) AS critical FROM single_neuron WHERE neuron = ? "
+            "ORDER BY relation", [self.critical_threshold, neuron])
+
+    def random_sets(self, k: int) -> pd.DataFrame:
+        """family, seed, neuron of every random set of size k."""
+        return self.query("SELECT family, seed, neuron FROM random_sets WHERE k = ? ORDER BY family, seed, neuron", [k])
+
+    def null_overlap_counts(self, k: int, layers: tuple[int, int], modules: list[str]) -> pd.DataFrame:
+        """Per permutation seed, the neurons every two relations' top-k share when relation labels are
+        permuted (identification language; pairs that share none are absent), with the same filters as
+        overlap_counts."""
+        return self.query(
+            "WITH t AS (SELECT seed, relation, neuron FROM null_top WHERE rank <= ? AND layer BETWEEN ? AND ? "
+            "AND list_contains(?::VARCHAR[], module::VARCHAR)) "
+            "SELECT a.seed, a.relation AS relation_a, b.relation AS relation_b, count(*) AS shared "
+            "FROM t a JOIN t b ON a.seed = b.seed AND a.neuron = b.neuron GROUP BY ALL ORDER BY ALL",
+            [k, layers[0], layers[1], modules])
+
+    @property
+    def null_seeds(self) -> int:
+        return int(self.query("SELECT count(DISTINCT seed) AS n FROM null_top").n.iloc[0]) if self.available(
+            "null_top") else 0
 
     def ablation_summary(self, template_kind: str = "train") -> pd.DataFrame:
         """Per (ablated set, k, seed, evaluated relation, language): accuracy before and after, log-prob drops,

@@ -1,8 +1,10 @@
 """Lab: type a prompt, switch relation neurons off, compare next tokens and the greedy continuation."""
 import altair as alt
 import streamlit as st
+import pandas as pd
 
 from core.ablation_sets import ablation_set
+from core.metrics import critical_members, neuron_label
 from core.adapters import neuron_space_for
 from core.hooks import neuron_hooks
 from core.lab import (MAX_ABLATED, MAX_NEW_TOKENS, MAX_PROMPT_CHARS, TOP_TOKENS, LabInputError, compare_next_tokens,
@@ -95,6 +97,13 @@ def neurons_in(text: str) -> list:
     return neurons
 
 
+def critical_in_lab_set(store, neuron_ids) -> pd.DataFrame:
+    """The run's critical neurons among `neuron_ids` (none when the run has no single-neuron screen)."""
+    if not store.available("single_neuron") or not len(neuron_ids):
+        return pd.DataFrame()
+    return critical_members(pd.DataFrame({"neuron": list(neuron_ids)}), store.critical_neurons())
+
+
 extra, minus = neurons_in(add_text), neurons_in(remove_text)
 chosen_ids = ablation_set(store, rels, ident_lang, int(k), space, extra, minus)
 try:
@@ -109,6 +118,11 @@ state.publish({"off": encode_list(rels) or None, "k": k, "tokens": new_tokens,
 st.caption(f"{len(chosen_ids):,} neurons off ({len(chosen_ids) / space.total:.2%} of {space.total:,}). "
            f"Limits: {MAX_PROMPT_CHARS:,} characters and the model's positions per prompt, {MAX_NEW_TOKENS} new "
            f"tokens, {MAX_ABLATED:,} neurons.")
+critical_off = critical_in_lab_set(store, chosen_ids)
+if len(critical_off):
+    st.info("Critical neurons in this set, each of which alone breaks a relation: " + "; ".join(
+        f"{neuron_label(r.layer, r.module, r['index'], r.neuron)} costs {r.breaks} {r.single_drop:.1f} points"
+        for _, r in critical_off.iterrows()) + ".", icon=":material/priority_high:")
 if showcase is not None and prompt == showcase.text:
     # Drawn in both states, so the elements below keep their places when the relation is switched off or on.
     is_off = showcase.relation in rels

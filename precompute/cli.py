@@ -1,6 +1,7 @@
 """`python -m precompute ...`: every offline step of the project, one subcommand each."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -113,8 +114,13 @@ def _cmd_run(args) -> int:
         identification_language=args.identification_language, negatives_ratio=args.negatives_ratio,
         pooling=args.pooling, seed=args.seed, random_seeds=args.random_seeds, effect_templates=args.effect_templates,
         batch_size=args.batch_size, dtype=args.dtype, device=args.device, threads=args.threads,
-        score_memory_mib=args.score_memory_mib, min_facts=args.min_facts,
+        score_memory_mib=args.score_memory_mib, min_facts=args.min_facts, direction=args.direction,
+        null_seeds=args.null_seeds, critical=args.critical, critical_prompts=args.critical_prompts,
+        critical_threshold=args.critical_threshold, critical_neurons=args.critical_neurons,
+        random_exclude_critical=args.random_exclude_critical,
     )
+    if args.random_exclude_critical and not args.critical:
+        raise OptionError("--random-exclude-critical needs the critical-neuron screen; drop --no-critical")
     workers = ProcessGroup.from_environment()
     try:
         run_precompute(options, workers=workers)
@@ -228,7 +234,8 @@ def build_parser() -> OneLineParser:
 
     o = RunOptions(model="", facts="", out="")
     p = sub.add_parser("run", help="find relation neurons and measure their ablation effects into data/runs/NAME",
-                       description="The paper's pipeline (baseline, identification, capture, AP scoring, effects). "
+                       description="The paper's pipeline (baseline, identification, capture, AP scoring, effects) with the checks a "
+                                   "reviewer asks for (a permutation null for overlap, critical single neurons). "
                                    "Resumable: rerun the same command to continue a killed run. Data-parallel: "
                                    "`accelerate launch --multi_gpu --num_processes N -m precompute run ...` (or torchrun) "
                                    "splits the model's passes over N processes and writes what one process would.")
@@ -254,6 +261,25 @@ def build_parser() -> OneLineParser:
                    help="random neuron sets per k (default 10)")
     p.add_argument("--effect-templates", type=int_at_least(1), default=None,
                    help="train templates per relation and language in the effects stage (default: all)")
+    p.add_argument("--direction", choices=("positive", "either"), default=o.direction,
+                   help="positive (the paper): AP of the raw activation; either: also AP of the negated activation, "
+                        "keeping the better side and its sign (finds neurons that mark a relation by being lower)")
+    p.add_argument("--null-seeds", type=int_at_least(0), default=o.null_seeds,
+                   help="identifications with relation labels permuted among the identification prompts, for the "
+                        f"overlap's null (default {o.null_seeds}; 0: none)")
+    p.add_argument("--critical", action=argparse.BooleanOptionalAction, default=o.critical,
+                   help="screen single-neuron ablations for critical neurons (default on)")
+    p.add_argument("--critical-prompts", type=int_at_least(1), default=o.critical_prompts,
+                   help=f"evaluation prompts per relation in the single-neuron screen (default {o.critical_prompts})")
+    p.add_argument("--critical-threshold", type=positive_float, default=o.critical_threshold,
+                   help="accuracy points a single neuron must cost a relation to count as critical "
+                        f"(default {o.critical_threshold:g})")
+    p.add_argument("--critical-neurons", type=int_at_least(1), default=o.critical_neurons,
+                   help="screen every neuron of a model with up to this many; a larger model screens the union of "
+                        f"all relations' top-k plus a uniform sample of this many (default {o.critical_neurons:,})")
+    p.add_argument("--random-exclude-critical", action="store_true",
+                   help="also draw random sets at the main k from the neurons that are not critical (the plain "
+                        "uniform sets stay)")
     p.add_argument("--batch-size", type=int_at_least(1), default=o.batch_size)
     p.add_argument("--dtype", default=o.dtype, choices=DTYPES)
     p.add_argument("--device", type=device, default=o.device,

@@ -88,6 +88,15 @@ class RunOptions:
     threads: int | None = None
     score_memory_mib: int = 1024  # capture columns read at a time while scoring (a 7B capture is ~20 GB)
     min_facts: int = 0  # LRE folders as --facts: skip relations with fewer facts (the paper: 300)
+    # Beyond the paper: "either" also ranks neurons that mark a relation by *lower* activation (AP of the
+    # negated values, the better side kept with its sign); "positive" is the paper's AP on raw activations.
+    direction: str = "positive"
+    null_seeds: int = 20  # identifications with relation labels permuted: the overlap's null (0: none)
+    critical: bool = True  # screen single-neuron ablations for neurons that alone break a relation
+    critical_prompts: int = 4  # evaluation prompts per relation in the screen
+    critical_threshold: float = 20.0  # accuracy points one neuron must cost a relation to be critical
+    critical_neurons: int = 20000  # screen every neuron up to this many; above, the top-k union + a sample
+    random_exclude_critical: bool = False  # add random sets at the main k drawn from non-critical neurons
 
     def fingerprint_fields(self) -> dict:
         """The options that change results (not where or how fast; min_facts changes the corpus, whose

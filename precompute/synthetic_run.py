@@ -176,7 +176,8 @@ class SyntheticRun:
         ap[kept] = np.sort(self.rng.uniform(0.55, 1.0, len(kept)).astype(np.float32))[::-1]
         mean_neg = self.rng.normal(0.0, 0.05, n).astype(np.float32)
         mean_pos = (mean_neg + ap * self.rng.gamma(2.0, 0.05, n)).astype(np.float32)
-        return scores_frame(fixed, {"ap": ap, "mean_pos": mean_pos, "median_pos": mean_pos * 0.9, "mean_neg": mean_neg})
+        return scores_frame(fixed, {"ap": ap, "sign": np.ones_like(ap), "mean_pos": mean_pos,
+                                    "median_pos": mean_pos * 0.9, "mean_neg": mean_neg})
 
     def _effects(self, baseline: pd.DataFrame) -> None:
         evaluation = baseline[(baseline.split == "evaluation")

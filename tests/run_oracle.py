@@ -77,3 +77,28 @@ def overlap_matrix(sets: dict[str, set[int]], metric: str = "count", total: int 
             else:
                 raise ValueError(f"unknown overlap metric {metric!r}")
     return m
+
+
+def paired_outcomes(baseline: pd.DataFrame, effects: pd.DataFrame, k: int, language: str,
+                    template_kind: str = "train") -> pd.DataFrame:
+    """What RunStore.paired_outcomes joins in SQL: per relation and prompt, correct at baseline, with the own
+    top-k off and with each random set (both families) of the same k off."""
+    e = effects[(effects.k == k) & (effects.language == language) & (effects.template_kind == template_kind)]
+    own = e[(e.kind == "top") & (e.ablated == e.relation)][["relation", "prompt_id", "correct"]].rename(
+        columns={"correct": "own_correct"})
+    rnd = e[e.kind == "random"][["prompt_id", "ablated", "seed", "correct"]].rename(
+        columns={"ablated": "family", "correct": "random_correct"})
+    base = baseline[["prompt_id", "correct"]].rename(columns={"correct": "base_correct"})
+    out = own.merge(base, on="prompt_id").merge(rnd, on="prompt_id")
+    columns = ["relation", "prompt_id", "base_correct", "own_correct", "family", "seed", "random_correct"]
+    return out[columns].sort_values(["relation", "family", "seed", "prompt_id"], ignore_index=True)
+
+
+def null_shared(null_top: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Per permutation seed and ordered relation pair, the shared top-k neurons (pairs sharing none absent)."""
+    rows = []
+    for seed, g in null_top[null_top["rank"] <= k].groupby("seed"):
+        sets = {rel: set(x.neuron) for rel, x in g.groupby("relation")}
+        rows += [(int(seed), a, b, len(sets[a] & sets[b])) for a in sets for b in sets if sets[a] & sets[b]]
+    return pd.DataFrame(rows, columns=["seed", "relation_a", "relation_b", "shared"]).sort_values(
+        ["seed", "relation_a", "relation_b"], ignore_index=True)

@@ -38,6 +38,9 @@ def test_precompute_reproduces_the_committed_files(tmp_path, monkeypatch):
         sorted((copy / "scores").glob("relation=*/language=de/*.parquet"))[0],
         sorted((copy / "effects").glob("ablated=person_father/k=*/top-0.parquet"))[0],
         sorted((copy / "effects").glob("ablated=random/k=*/random-0-seed3.parquet"))[0],
+        sorted((copy / "effects").glob("ablated=random_noncritical/k=*/random-0-seed1.parquet"))[0],
+        copy / "random_sets" / "part-0.parquet",
+        copy / "null_top" / "seed=4" / "part-0.parquet",
     ]
     expected = {p: pq.read_table(p) for p in redo}
     for p in redo:

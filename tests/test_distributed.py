@@ -17,7 +17,8 @@ RELATIONS = ["person_father", "person_mother", "star_constellation"]
 # batch 48 over 3 relations: an odd number of batches, so the processes get unequal shares and a last round
 # with one batch.
 RUN_ARGS = ["--model", str(DEMO_MODEL_DIR), "--k", "30", "--k-sweep", "10,30", "--random-seeds", "2",
-            "--effect-templates", "1", "--batch-size", "48", "--threads", "1", "--languages", "en"]
+            "--effect-templates", "1", "--batch-size", "48", "--threads", "1", "--languages", "en",
+            "--critical-neurons", "200", "--null-seeds", "2"]
 
 
 def accelerate_launch(processes: int) -> list[str]:

@@ -31,7 +31,8 @@ def test_twenty_kills_then_identical_output(tmp_path):
     def command(out: Path) -> list[str]:
         return [sys.executable, "-m", "precompute", "run", "--model", str(DEMO_MODEL_DIR), "--facts",
                 str(tmp_path / "corpus"), "--out", str(out), "--k", "20", "--k-sweep", "5,20", "--random-seeds", "2",
-                "--effect-templates", "1", "--batch-size", "32", "--threads", "1"]
+                "--effect-templates", "1", "--batch-size", "32", "--threads", "1", "--critical-neurons", "200",
+                "--null-seeds", "2", "--random-exclude-critical"]
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     reference = tmp_path / "reference"

@@ -38,16 +38,23 @@ def random_rows(relation, accuracies, k=10, base=1.0, language="en", first_lp_dr
             for s, (a, d) in enumerate(zip(accuracies, drops))]
 
 
-def test_random_summary_mean_and_95_percent_interval_of_the_mean():
-    # drops in points 1, 2, 3, 6: mean 3, sample variance (4 + 1 + 0 + 9) / 3 = 14/3
+def test_random_summary_spread_and_percentile_bootstrap_interval_of_the_mean():
+    # drops in points 1, 2, 3, 6: mean 3, median 2.5, worst seed 3
     t = table(random_rows("A", [0.99, 0.98, 0.97, 0.94], first_lp_drops=[0.1, 0.2, 0.3, 0.4])
               + random_rows("B", [0.5])  # one seed: no interval
               + random_rows("A", [0.0, 0.0], k=20) + random_rows("A", [0.0], language="de"))  # other k, language
     out = random_summary(t, 10, "en").set_index("relation")
-    half = 1.96 * math.sqrt(14 / 3) / 2
     a = out.loc["A"]
-    assert a.seeds == 4 and a.random_drop == pytest.approx(3.0)
-    assert a.random_low == pytest.approx(3.0 - half) and a.random_high == pytest.approx(3.0 + half)
+    assert a.seeds == 4 and a.random_drop == pytest.approx(3.0) and a.random_median == pytest.approx(2.5)
+    assert (a.random_min, a.random_max, a.worst_seed) == (pytest.approx(1.0), pytest.approx(6.0), 3)
+    # The exact bootstrap distribution of the mean: all 4**4 equally likely resamples of the four drops. The
+    # percentile interval (9,999 resamples) lies at its 2.5% and 97.5% quantiles, within resampling error.
+    drops = np.array([1.0, 2.0, 3.0, 6.0])
+    means = np.sort(drops[np.array(np.meshgrid(*[range(4)] * 4)).reshape(4, -1)].mean(0))
+    eps = 1e-9  # the mean of four floats, summed in another order
+    assert np.quantile(means, 0.01) - eps <= a.random_low <= np.quantile(means, 0.05) + eps
+    assert np.quantile(means, 0.95) - eps <= a.random_high <= np.quantile(means, 0.99) + eps
+    assert 1.0 <= a.random_low and a.random_high <= 6.0  # never outside the seeds' own range
     assert a.random_first_lp_drop == pytest.approx(0.25)
     b = out.loc["B"]
     assert b.seeds == 1 and b.random_drop == pytest.approx(50.0)

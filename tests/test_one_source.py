@@ -7,11 +7,11 @@ import pytest
 from core.paths import DEMO_RUN_DIR
 from core.manifest import module_sizes
 from core.metrics import summarise_relations
-from core.overlap import METRICS, complete_grid, filtered_total, overlap_long
+from core.overlap import complete_grid, filtered_total, overlap_long
 from core.run_layout import TABLES
 from core.store import RunStore
 from precompute.summary import CLOSE_PAIRS, relation_overlap
-from run_oracle import ablation_table, overlap_matrix, read_parquet_table, top_sets
+from run_oracle import ablation_table, null_shared, overlap_matrix, paired_outcomes, read_parquet_table, top_sets
 
 pytestmark = pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")
 KEYS = ["ablated", "kind", "k_from", "k", "seed", "relation", "language"]
@@ -80,7 +80,7 @@ def test_overlap_equals_set_arithmetic(store, raw, k, language):
     grid = complete_grid(shared, [(r, language) for r in store.relations])
     scores = raw["scores"]
     sets = top_sets(scores[scores.language == language], k)
-    for metric in METRICS:
+    for metric in ("count", "jaccard", "chance_ratio"):  # the nulls' metrics: tests/test_statistics.py
         long = overlap_long(grid, set_sizes, metric, total)
         ours = long.pivot(index="relation_a", columns="relation_b", values="value").sort_index().sort_index(axis=1)
         theirs = overlap_matrix(sets, metric, total)
@@ -114,3 +114,45 @@ def test_prompt_count_table_counts_every_baseline_prompt_once():
     assert table.loc["person_father", "evaluation / train"] == len(
         baseline[(baseline.relation == "person_father") & (baseline.split == "evaluation")
                  & (baseline.template_kind == "train")])
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_paired_outcomes_equal_a_pandas_join(store, raw, language):
+    k = store.manifest.k
+    ours = store.paired_outcomes(k, language)
+    theirs = paired_outcomes(raw["baseline"], raw["effects"], k, language)
+    assert len(ours) == len(theirs) > 0
+    assert set(ours.family) == {"random", "random_noncritical"} if language == "en" else True
+    pd.testing.assert_frame_equal(ours.astype({"seed": int}), theirs.astype({"seed": int}), check_dtype=False)
+
+
+def test_null_overlap_counts_equal_set_arithmetic(store):
+    null_top = read_parquet_table(DEMO_RUN_DIR, "null_top")
+    m = store.manifest
+    modules, layers = list(dict(module_sizes(m))), (0, m.neurons["num_layers"] - 1)
+    for k in (10, store.manifest.k):
+        ours = store.null_overlap_counts(k, layers, modules)
+        theirs = null_shared(null_top, k)
+        assert len(ours) == len(theirs) > 0 and store.null_seeds == null_top.seed.nunique() == m.options["null_seeds"]
+        pd.testing.assert_frame_equal(ours.astype({"seed": int}), theirs, check_dtype=False)
+
+
+def test_critical_neurons_and_random_sets_are_what_the_stages_wrote(store):
+    from precompute.stages.effects import neuron_set
+    from core.run_layout import Condition
+
+    single = read_parquet_table(DEMO_RUN_DIR, "single_neuron")
+    threshold = store.critical_threshold
+    ours = store.critical_neurons()
+    theirs = single[single.drop_points >= threshold]
+    assert sorted(zip(ours.neuron, ours.relation)) == sorted(zip(theirs.neuron, theirs.relation))
+    assert 445 in set(ours.neuron)  # the neuron that carried the random baseline's mean (issue 11)
+    critical = np.unique(theirs.neuron)
+    sets = read_parquet_table(DEMO_RUN_DIR, "random_sets")
+    m = store.manifest
+    for (family, k, seed), g in sets.groupby(["family", "k", "seed"]):
+        drawn = neuron_set(Condition(family, "random", 0, int(k), int(seed)), {}, store.total_neurons,
+                           m.options["seed"], critical)
+        np.testing.assert_array_equal(np.sort(g.neuron.to_numpy()), drawn)
+        if family == "random_noncritical":
+            assert not np.isin(drawn, critical).any()

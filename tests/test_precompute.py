@@ -38,7 +38,7 @@ def small_corpus(tmp_path_factory) -> Path:
 
 def options(corpus: Path, out: Path) -> RunOptions:
     return RunOptions(model=str(DEMO_MODEL_DIR), facts=str(corpus), out=str(out), k="30", k_sweep=["10", "30", "60"],
-                      random_seeds=2, effect_templates=1, batch_size=64, threads=1)
+                      random_seeds=2, effect_templates=1, batch_size=64, threads=1, critical_neurons=200, null_seeds=2)
 
 
 def parquet_digests(run: Path) -> dict[str, str]:
@@ -168,7 +168,7 @@ def test_killed_run_resumes_to_identical_output(finished_run, small_corpus, tmp_
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "precompute", "run", "--model", str(DEMO_MODEL_DIR), "--facts", str(small_corpus),
            "--out", str(out), "--k", "30", "--k-sweep", "10,30,60", "--random-seeds", "2", "--effect-templates", "1",
-           "--batch-size", "64", "--threads", "1"]
+           "--batch-size", "64", "--threads", "1", "--critical-neurons", "200", "--null-seeds", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

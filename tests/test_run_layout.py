@@ -6,13 +6,18 @@ import pytest
 from core.paths import DEMO_RUN_DIR
 from core.manifest import neuron_space, read_manifest
 from core.run_layout import (TABLES, Condition, CorpusFacts, ModelFacts, baseline_path, build_manifest, capture_paths,
-                             conditions, effect_path, identification_path, run_files, scores_path, top_prompts_path)
+                             conditions, effect_path, identification_path, null_top_path, random_sets_path,
+                             single_neuron_path, run_files, scores_path, top_prompts_path)
 
 RUN = Path("runs/x")
 
 
 def test_table_paths_are_the_readme_schema():
-    assert TABLES == ("baseline", "identification", "scores", "effects", "top_prompts")
+    assert TABLES == ("baseline", "identification", "scores", "effects", "top_prompts", "random_sets",
+                      "single_neuron", "null_top")
+    assert random_sets_path(RUN) == RUN / "random_sets/part-0.parquet"
+    assert single_neuron_path(RUN) == RUN / "single_neuron/part-0.parquet"
+    assert null_top_path(RUN, 3) == RUN / "null_top/seed=3/part-0.parquet"
     assert baseline_path(RUN, "person_father", "en") == RUN / "baseline/relation=person_father/language=en/part-0.parquet"
     assert identification_path(RUN, "a", "de") == RUN / "identification/relation=a/language=de/part-0.parquet"
     assert scores_path(RUN, "a", "de") == RUN / "scores/relation=a/language=de/part-0.parquet"
@@ -27,6 +32,8 @@ def test_effect_file_names():
     assert Condition("person_father", "range", 10, 30).file_name == "range-10.parquet"
     assert Condition("random", "random", 0, 30, 3).file_name == "random-0-seed3.parquet"
     assert effect_path(RUN, Condition("random", "random", 0, 30, 3)) == RUN / "effects/ablated=random/k=30/random-0-seed3.parquet"
+    assert effect_path(RUN, Condition("random_noncritical", "random", 0, 30, 1)) == (
+        RUN / "effects/ablated=random_noncritical/k=30/random-0-seed1.parquet")
     assert effect_path(RUN, Condition("a", "range", 10, 60)) == RUN / "effects/ablated=a/k=60/range-10.parquet"
 
 
@@ -43,12 +50,17 @@ def test_conditions_of_a_sweep():
         ("random", "random", 0, 30, 1), ("random", "random", 0, 60, 0), ("random", "random", 0, 60, 1)]
     assert len({effect_path(RUN, c) for c in got}) == len(got)  # one file each
     assert [c.kind for c in conditions(["a"], [20], 0)] == ["top"]  # one k: no range, no random set
+    extra = conditions(["a", "b"], [10, 30, 60], 2, noncritical_k=30)[len(got):]
+    assert [(c.ablated, c.kind, c.k, c.seed) for c in extra] == [("random_noncritical", "random", 30, 0),
+                                                              ("random_noncritical", "random", 30, 1)]
 
 
 @pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")
 def test_the_layout_names_exactly_the_committed_demo_runs_files():
     m = read_manifest(DEMO_RUN_DIR)
-    expected = run_files(DEMO_RUN_DIR, m.corpus["relations"], m.corpus["languages"], m.k_sweep, m.options["random_seeds"])
+    o = m.options
+    expected = run_files(DEMO_RUN_DIR, m.corpus["relations"], m.corpus["languages"], m.k_sweep, o["random_seeds"],
+                         m.k if o["random_exclude_critical"] else None, o["null_seeds"], o["critical"])
     on_disk = {p for t in TABLES for p in (DEMO_RUN_DIR / t).rglob("*.parquet")}
     assert len(expected) == len(set(expected)) == len(on_disk) and set(expected) == on_disk
 

@@ -13,10 +13,14 @@ from precompute.stages.scoring import scores_missing
 
 
 def capture_todo(ctx: RunContext) -> list[tuple[str, np.ndarray]]:
-    """(language, prompt ids to capture) for each language whose capture and scores are missing."""
+    """(language, prompt ids to capture) for each language whose capture is missing while its scores (or, in
+    the identification language, the overlap null) still need it."""
+    from precompute.stages.null import null_todo
+
     todo = []
     for lang in ctx.languages:
-        if capture_paths(ctx.out, lang)[0].exists() or not scores_missing(ctx, lang):
+        needed = scores_missing(ctx, lang) or (lang == ctx.options.identification_language and null_todo(ctx))
+        if capture_paths(ctx.out, lang)[0].exists() or not needed:
             continue
         ids = np.unique(np.concatenate([read_parquet(identification_path(ctx.out, r, lang)).prompt_id.to_numpy()
                                         for r in ctx.relations])).astype(np.int32)

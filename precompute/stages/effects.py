@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from core.prompt_outcome import tokenize_for_eval
-from core.parquet_io import write_parquet_atomic
-from core.run_layout import RANDOM, Condition, conditions, effect_path
+from core.parquet_io import read_parquet, write_parquet_atomic
+from core.run_layout import RANDOM, RANDOM_NONCRITICAL, Condition, conditions, effect_path, random_sets_path, single_neuron_path
 from precompute.context import RunContext, to_prompts
 from precompute.stages.answers import evaluate, outcome_frame
 from precompute.stages.scoring import ranking
@@ -24,23 +24,57 @@ def effect_prompts(prompts: pd.DataFrame, effect_templates: int | None) -> pd.Da
     return df.reset_index(drop=True)
 
 
-def neuron_set(c: Condition, rankings: dict[str, np.ndarray], total: int, seed: int) -> np.ndarray:
+def neuron_set(c: Condition, rankings: dict[str, np.ndarray], total: int, seed: int,
+               critical: np.ndarray | None = None) -> np.ndarray:
     """The sorted flat ids `c` zeroes: ranks k_from+1..k of its relation's ranking (`rankings`: flat ids by
-    decreasing AP), or k distinct ids of 0..total-1 drawn from the run's `seed`, k and the condition's seed."""
+    decreasing AP), or k distinct ids of 0..total-1 drawn from the run's `seed`, k and the condition's seed
+    (the non-critical family: drawn the same way from the ids not in `critical`)."""
+    if c.kind == RANDOM and c.ablated == RANDOM_NONCRITICAL:
+        allowed = np.setdiff1d(np.arange(total), critical if critical is not None else [])
+        rng = np.random.default_rng([seed, RANDOM_STREAM, c.k, c.seed, 1])
+        return np.sort(rng.choice(allowed, c.k, replace=False))
     if c.kind == RANDOM:
         rng = np.random.default_rng([seed, RANDOM_STREAM, c.k, c.seed])
         return np.sort(rng.choice(total, c.k, replace=False))
     return np.sort(rankings[c.ablated][c.k_from : c.k])
 
 
+def critical_neurons(run_dir, threshold: float) -> np.ndarray:
+    """Flat ids whose single ablation costs some relation at least `threshold` accuracy points."""
+    table = read_parquet(single_neuron_path(run_dir))
+    return np.unique(table[table.drop_points >= threshold].neuron.to_numpy())
+
+
+def run_conditions(ctx: RunContext) -> list[Condition]:
+    noncritical_k = ctx.k if ctx.options.random_exclude_critical else None
+    return conditions(ctx.relations, ctx.k_sweep, ctx.options.random_seeds, noncritical_k)
+
+
+def random_sets_frame(ctx: RunContext) -> pd.DataFrame:
+    """family, k, seed, neuron: the neurons of every random condition of the run."""
+    critical = _critical(ctx)
+    rows = [pd.DataFrame({"family": c.ablated, "k": np.int32(c.k), "seed": np.int32(c.seed),
+                          "neuron": neuron_set(c, {}, ctx.space.total, ctx.options.seed, critical).astype(np.int32)})
+            for c in run_conditions(ctx) if c.kind == RANDOM]
+    return pd.concat(rows, ignore_index=True)
+
+
+def _critical(ctx: RunContext) -> np.ndarray | None:
+    if not ctx.options.random_exclude_critical:
+        return None
+    return critical_neurons(ctx.out, ctx.options.critical_threshold)
+
+
 def effects_todo(ctx: RunContext) -> list[tuple[Condition, np.ndarray]]:
     """The conditions whose file is missing, with their neuron sets (rankings from the identification language)."""
-    todo = [c for c in conditions(ctx.relations, ctx.k_sweep, ctx.options.random_seeds)
-            if not effect_path(ctx.out, c).exists()]
+    if not random_sets_path(ctx.out).exists():
+        write_parquet_atomic(random_sets_frame(ctx), random_sets_path(ctx.out))
+    todo = [c for c in run_conditions(ctx) if not effect_path(ctx.out, c).exists()]
     if not todo:
         return []
     rankings = {rel: ranking(ctx.out, rel, ctx.options.identification_language) for rel in ctx.relations}
-    return [(c, neuron_set(c, rankings, ctx.space.total, ctx.options.seed)) for c in todo]
+    critical = _critical(ctx)
+    return [(c, neuron_set(c, rankings, ctx.space.total, ctx.options.seed, critical)) for c in todo]
 
 
 def run(ctx: RunContext) -> bool:

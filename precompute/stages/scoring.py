@@ -46,7 +46,8 @@ def _score(ctx: RunContext) -> bool:
         with tqdm(total=n * len(rels), desc=f"scoring ({lang}): average precision", unit="neuron") as bar:
             # Identification already refused a relation without positives or negatives.
             scored = score_stream(acts, sets, captured_ids, TOP_PLACES, ctx.options.score_memory_mib << 20,
-                                  device, on_progress=bar.update)
+                                  device, on_progress=bar.update,
+                                  either_direction=ctx.options.direction == "either")
         for rel in rels:
             write_parquet_atomic(scores_frame(columns, scored.stats[rel]), scores_path(ctx.out, rel, lang))
         if not top_prompts_path(ctx.out, lang).exists():
@@ -72,9 +73,11 @@ def ranks(ap: np.ndarray) -> np.ndarray:
 
 
 def scores_frame(columns: dict, stats: dict) -> pd.DataFrame:
-    """One relation x language's scores table: neuron_columns plus ap, rank, mean_pos, median_pos, mean_neg."""
+    """One relation x language's scores table: neuron_columns plus ap, sign (+1: higher on the relation, -1:
+    lower, only with --direction either), rank, mean_pos, median_pos, mean_neg."""
     return pd.DataFrame({
-        **columns, "ap": stats["ap"].astype(np.float32), "rank": ranks(stats["ap"]),
+        **columns, "ap": stats["ap"].astype(np.float32), "sign": stats["sign"].astype(np.int8),
+        "rank": ranks(stats["ap"]),
         "mean_pos": stats["mean_pos"].astype(np.float32), "median_pos": stats["median_pos"].astype(np.float32),
         "mean_neg": stats["mean_neg"].astype(np.float32),
     })
