@@ -67,6 +67,8 @@ def significance(paired: pd.DataFrame, family: str = RANDOM, alpha: float = ALPH
     (an intersection-union test: each seed must reject), Holm-adjusted over the relations, compared with
     `alpha`."""
     tests = paired_tests(paired, family)
+    columns = ["relation", "prompts", "own_low", "own_high", "p_worst_seed", "seeds_significant", "tested_seeds",
+               "p_holm", "significant"]
     rows = []
     for rel, g in paired[paired.family == family].groupby("relation"):
         prompts = g.drop_duplicates("prompt_id")
@@ -74,9 +76,9 @@ def significance(paired: pd.DataFrame, family: str = RANDOM, alpha: float = ALPH
         t = tests[tests.relation == rel]
         rows.append(dict(relation=rel, prompts=len(prompts), own_low=low, own_high=high, p_worst_seed=t.p.max(),
                          seeds_significant=int((t.p < alpha).sum()), tested_seeds=len(t)))
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=columns[:-2])
     if out.empty:
-        return out
+        return pd.DataFrame(columns=columns)
     out["p_holm"] = holm(out.p_worst_seed.to_numpy())
     out["significant"] = out.p_holm < alpha
     return out
@@ -158,10 +160,11 @@ def cumulativity_summary(per_relation: pd.DataFrame) -> dict:
     }
 
 
-def intra_relation(table: pd.DataFrame, k: int, language: str) -> pd.DataFrame:
-    """Per relation: original accuracy, mean accuracy with random k-sets off (with seed range), with its own top-k off."""
+def intra_relation(table: pd.DataFrame, k: int, language: str, family: str = RANDOM) -> pd.DataFrame:
+    """Per relation: original accuracy, mean accuracy with `family`'s random k-sets off (with seed range), with
+    its own top-k off."""
     own = table[(table.kind == "top") & (table.k == k) & (table.language == language) & (table.ablated == table.relation)]
-    rnd = random_rows(table)
+    rnd = random_rows(table, family)
     rnd = rnd[(rnd.k == k) & (rnd.language == language)]
     r = rnd.groupby("relation").accuracy.agg(random="mean", random_low="min", random_high="max")
     out = own.set_index("relation")[["base_accuracy", "accuracy"]].rename(
@@ -185,9 +188,9 @@ def multilingual(table: pd.DataFrame, k: int) -> pd.DataFrame:
     return long.sort_values(["relation", "language", "condition"]).reset_index(drop=True)
 
 
-def random_seed_accuracies(table: pd.DataFrame, k: int, language: str) -> pd.DataFrame:
+def random_seed_accuracies(table: pd.DataFrame, k: int, language: str, family: str = RANDOM) -> pd.DataFrame:
     """Per relation and random seed: accuracy with that seed's random k neurons off (the spread behind `random`)."""
-    rnd = random_rows(table)
+    rnd = random_rows(table, family)
     rnd = rnd[(rnd.k == k) & (rnd.language == language)]
     return rnd[["relation", "seed", "accuracy"]].sort_values(["relation", "seed"]).reset_index(drop=True)
 

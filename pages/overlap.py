@@ -3,7 +3,7 @@ import altair as alt
 import streamlit as st
 
 from core.manifest import module_sizes
-from core.overlap import METRICS, MODES, OverlapView, filtered_total
+from core.overlap import METRICS, MODES, NULL_METRICS, OverlapView, filtered_total
 from core.share_state import encode_list, Notices, pick_int, pick_many, pick_one, pick_range
 from ui.charts import label_axis, row_step
 from ui.output import copy_link, download, guarded, show_notices
@@ -11,7 +11,13 @@ from ui.run import start_page
 from ui.state import ViewState
 
 METRIC_LABEL = {"count": "shared neurons", "jaccard": "Jaccard",
-                "chance_ratio": "ratio to random sets (shared ÷ |A|·|B|/N)"}
+                "chance_ratio": "ratio to random sets (shared ÷ |A|·|B|/N)",
+                "hypergeom_z": "z vs random sets (hypergeometric)",
+                "null_ratio": "shared ÷ permutation-null mean", "null_z": "z vs permutation null"}
+# The colour legend's title, short: a long one takes its width from the heatmap.
+LEGEND_TITLE = {"count": "shared neurons", "jaccard": "Jaccard", "chance_ratio": "ratio to random",
+                "hypergeom_z": "z (hypergeometric)", "null_ratio": "ratio to null", "null_z": "z (permutation)"}
+Z_METRICS = ("hypergeom_z", "null_z")  # signed: a diverging scale centred on 0 (red: more shared than the null)
 MODE_LABEL = {"relations": "relation × relation", "languages": "language × language (one relation)",
               "relation_language": "relation × language (vs. the identification language)"}
 DIAGONAL_LABEL = {"mask": "masked (grey)", "show": "on the scale"}
@@ -36,7 +42,7 @@ url = dict(
 )
 state.show_notices()
 
-c1, c2, c3, c4 = st.columns([3, 3, 3, 2])
+c1, c2, c3, c4 = st.columns([2.5, 3.5, 3, 2])  # the metric names are the longest labels
 mode = c1.selectbox("View", MODES, format_func=MODE_LABEL.get, key=state.bind("mode", url["mode"], MODES.__contains__))
 metric = c2.selectbox("Metric", METRICS, format_func=METRIC_LABEL.get,
                       key=state.bind("metric", url["metric"], METRICS.__contains__))
@@ -83,29 +89,39 @@ def heatmap_section():
         state.set("b", click[1])
     a_key = state.bind("a", a0, rows_all.__contains__)
     b_key = state.bind("b", b0, cols_all.__contains__)
-    data = view.cells(store, int(k), tuple(layers), modules, metric, total,
+    has_null = view.has_null(store, int(k))
+    drawn = metric
+    if metric in NULL_METRICS and not has_null:
+        drawn = "count"  # the permutation null exists for one view only: draw what every view has
+        st.info(f"{METRIC_LABEL[metric]} needs the permutation null, which exists only for the relation × relation "
+                f"view in the identification language ({ident_lang}) with k up to {store.top_limit:,}"
+                + ("" if store.available("null_top") and store.null_seeds else "; this run did not compute it")
+                + ". Showing shared neurons instead.", icon=":material/info:")
+    data = view.cells(store, int(k), tuple(layers), modules, drawn, total,
                       selected=(st.session_state[a_key], st.session_state[b_key]))
     st.caption(f"Top-{int(k):,} sets inside layers {layers[0]}–{layers[1]} and modules {', '.join(modules)} "
                f"(N = {total:,} neurons). Ratio to random sets: shared neurons divided by |A|·|B|/N, what two "
                "random sets of the filtered sizes |A|, |B| would share on average.")
-    off_diagonal = data[~data.diagonal].value
-    top = float(off_diagonal.max()) if diag == "mask" and len(off_diagonal) and off_diagonal.max() > 0 else None
-    color = alt.Color("value:Q", title=METRIC_LABEL[metric],
-                      scale=alt.Scale(scheme="blues", domain=[0, top] if top else alt.Undefined, clamp=True))
-    if diag == "mask":
-        color = alt.condition("datum.diagonal", alt.value("#d9d9d9"), color)
+    st.caption(null_caption(has_null))
+    off_diagonal = data[~data.diagonal].value.dropna()
+    if drawn in Z_METRICS:
+        reach = float(off_diagonal.abs().max()) if len(off_diagonal) and off_diagonal.abs().max() > 0 else 1.0
+        scale = alt.Scale(scheme="redblue", reverse=True, domain=[-reach, reach], clamp=True)
+    else:
+        top = float(off_diagonal.max()) if diag == "mask" and len(off_diagonal) and off_diagonal.max() > 0 else None
+        scale = alt.Scale(scheme="blues", domain=[0, top] if top else alt.Undefined, clamp=True)
+    color = alt.Color("value:Q", title=LEGEND_TITLE[drawn], scale=scale, legend=alt.Legend(titleLimit=0))
+    grey = "!isValid(datum.value) || !isFinite(datum.value)" + (" || datum.diagonal" if diag == "mask" else "")
+    color = alt.condition(grey, alt.value("#d9d9d9"), color)
     pick = alt.selection_point(fields=["row", "col"], name="cell")
-    chart = alt.Chart(data).mark_rect().encode(
+    # invalid="show": a cell with no value (a set against itself has no null) is drawn, grey, not dropped.
+    chart = alt.Chart(data).mark_rect(invalid="show").encode(
         x=alt.X("col:N", title=None, sort=cols_all, axis=label_axis(angle=-40)),
         y=alt.Y("row:N", title=None, sort=rows_all, axis=label_axis()),
         color=color,
         stroke=alt.condition("datum.selected", alt.value("#d62728"), alt.value(None)),
         strokeWidth=alt.condition("datum.selected", alt.value(3), alt.value(0)),
-        tooltip=[alt.Tooltip("row:N", title="row"), alt.Tooltip("col:N", title="column"),
-                 alt.Tooltip("shared:Q", title="shared neurons"), alt.Tooltip("size_a:Q", title="|A| (row)"),
-                 alt.Tooltip("size_b:Q", title="|B| (column)"), alt.Tooltip("jaccard:Q", format=".3f", title="Jaccard"),
-                 alt.Tooltip("expected:Q", format=".1f", title="random sets would share"),
-                 alt.Tooltip("chance_ratio:Q", format=".1f", title="ratio to random sets")],
+        tooltip=cell_tooltip(data),
     ).add_params(pick).properties(height=row_step())
     st.altair_chart(chart, width="stretch", on_select="rerun", key="overlap_chart")
     st.caption("Click a cell to list its shared neurons below; the chosen cell is outlined in red. A masked diagonal "
@@ -125,6 +141,41 @@ def heatmap_section():
                            for _, r in neurons.iterrows()]
         st.dataframe(neurons, hide_index=True,
                      column_config={"page": st.column_config.LinkColumn("neuron page", display_text="open")})
+
+
+def cell_tooltip(data) -> list[alt.Tooltip]:
+    """Every cell's figures: the overlap, the hypergeometric null's and, where the view has it, the permutation
+    null's (titles short: the tooltip cuts long ones). The p-values are one-sided, P(shared or more)."""
+    tooltip = [alt.Tooltip("row:N", title="row"), alt.Tooltip("col:N", title="column"),
+               alt.Tooltip("shared:Q", title="shared neurons"), alt.Tooltip("size_a:Q", title="|A| (row)"),
+               alt.Tooltip("size_b:Q", title="|B| (column)"), alt.Tooltip("jaccard:Q", format=".3f", title="Jaccard"),
+               alt.Tooltip("expected:Q", format=".1f", title="expected (hypergeometric)"),
+               alt.Tooltip("chance_ratio:Q", format=".1f", title="ratio to random sets"),
+               alt.Tooltip("hypergeom_z:Q", format=".1f", title="z vs random sets"),
+               alt.Tooltip("p_more:Q", format=".3g", title="hypergeometric p")]
+    if "p_null" in data:
+        tooltip += [alt.Tooltip("null_mean:Q", format=".2f", title="null mean (every pair)"),
+                    alt.Tooltip("null_max:Q", format=".0f", title="null max (every pair)"),
+                    alt.Tooltip("pair_null_mean:Q", format=".2f", title="null mean (this pair)"),
+                    alt.Tooltip("null_ratio:Q", format=".1f", title="shared ÷ null mean"),
+                    alt.Tooltip("null_z:Q", format=".1f", title="z vs null"),
+                    alt.Tooltip("p_null:Q", format=".3g", title="permutation p"),
+                    alt.Tooltip("p_null_holm:Q", format=".3g", title="permutation p (Holm)")]
+    return tooltip
+
+
+def null_caption(has_null: bool) -> str:
+    """What the two nulls are, and why the hypergeometric one does not fit top-k sets of different relations."""
+    text = ("Two nulls. Hypergeometric: two independent random sets of sizes |A| and |B| out of N. It does not fit "
+            "top-k sets of different relations: the construction pushes them apart (each relation's positives are "
+            "the other relations' negatives), so they share less than it predicts even without any structure. ")
+    if has_null:
+        return text + (f"Permutation: identification rerun with the relation labels permuted among the "
+                       f"identification prompts ({store.null_seeds} permutations), the overlap the construction gives "
+                       "without relation structure; p: the share of null overlaps (every pair in every "
+                       "permutation) at least as large as the observed one, Holm-adjusted over the pairs.")
+    return text + (f"Permutation (label-shuffled identification): only for relation × relation in {ident_lang}, with k "
+                   f"up to {store.top_limit:,}, in a run that computed it.")
 
 
 def _clicked_cell() -> tuple[str, str] | None:

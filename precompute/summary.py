@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from core.manifest import Manifest, module_sizes
@@ -66,8 +65,11 @@ def findings(store: RunStore, language: str = "en", k: int | None = None) -> Fin
     critical = store.critical_neurons() if store.available("single_neuron") else pd.DataFrame(
         columns=["neuron", "layer", "module", "index", "relation", "language", "prompts", "base_accuracy", "accuracy",
                  "drop_points"])
-    members = [store.random_sets(k).query("family == @RANDOM").assign(
-        set=lambda d: "random seed " + d.seed.astype(str))[["set", "neuron"]]] if store.available("random_sets") else []
+    members = []
+    if store.available("random_sets"):
+        plain = store.random_sets(k)
+        plain = plain[plain.family == RANDOM]
+        members.append(plain.assign(set="random seed " + plain.seed.astype(str))[["set", "neuron"]])
     for rel in store.relations:
         members.append(store.top_neurons(rel, store.manifest.options.get("identification_language", "en"), k)
                        .assign(set=f"top-{k} of {rel}")[["set", "neuron"]])
