@@ -24,10 +24,16 @@ from core.manifest import Manifest, write_manifest
 from core.neurons import NeuronSpace
 from core.parquet_io import write_parquet_atomic
 from core.run_layout import (RANDOM, TOP_PLACES, CorpusFacts, ModelFacts, baseline_path, build_manifest, conditions,
-                             effect_path, identification_path, package_versions, scores_path, top_prompts_path)
+                             effect_path, identification_path, null_top_path, package_versions, random_sets_path,
+                             scores_path, single_neuron_path, top_prompts_path)
 from precompute.options import PAPER_K_SWEEP, RunOptions
+from precompute.stages.effects import neuron_set
 from precompute.stages.identification import validated
 from precompute.stages.scoring import neuron_columns, scores_frame, top_prompts_frame
+
+
+SYNTHETIC_NULL_SEEDS = 2  # permutation-null seeds drawn (random top ranks)
+SYNTHETIC_SCREENED = 64  # neurons given a drawn single-neuron screen
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,8 @@ class SyntheticRun:
         self.rng = np.random.default_rng(seed)
         self.options = RunOptions(model=f"synthetic:{shape_name}", facts="synthetic", out=str(out), k=k,
                                   k_sweep=[str(x) for x in k_sweep], random_seeds=random_seeds, seed=seed,
-                                  effect_templates=1)
+                                  effect_templates=1, null_seeds=SYNTHETIC_NULL_SEEDS,
+                                  critical_neurons=SYNTHETIC_SCREENED)
 
     # ----- drawn structure ------------------------------------------------------------------
     def _middle_layer_weights(self) -> np.ndarray:
@@ -163,6 +170,7 @@ class SyntheticRun:
                 write_parquet_atomic(top_prompts_frame(prompt_ids, value), top_prompts_path(self.out, lang))
                 bar.update()
         self._effects(baseline)
+        self._checks(fixed)
         manifest = self.manifest(len(prompts))
         write_manifest(manifest, self.out)
         return manifest
@@ -198,6 +206,31 @@ class SyntheticRun:
                 "kind": c.kind, "k_from": c.k_from, "seed": c.seed,
             })
             write_parquet_atomic(frame, effect_path(self.out, c))
+
+    def _checks(self, fixed: dict) -> None:
+        """The reviewer checks' tables, drawn: the random sets' neurons (exactly as the effects stage draws
+        them), random top ranks as the permutation null, and a single-neuron screen of a few neurons that
+        finds nothing critical."""
+        total, limit = self.space.total, max([self.k, *self.k_sweep])
+        sets = [pd.DataFrame({"family": c.ablated, "k": np.int32(c.k), "seed": np.int32(c.seed),
+                              "neuron": neuron_set(c, {}, total, self.seed).astype(np.int32)})
+                for c in conditions(self.relations, self.k_sweep, self.random_seeds) if c.kind == RANDOM]
+        write_parquet_atomic(pd.concat(sets, ignore_index=True), random_sets_path(self.out))
+        columns = pd.DataFrame(fixed)
+        lang = self.options.identification_language
+        for seed in range(SYNTHETIC_NULL_SEEDS):
+            frames = [columns.iloc[np.sort(self.rng.choice(total, limit, replace=False))].assign(
+                relation=rel, language=lang, rank=np.arange(1, limit + 1, dtype=np.int32)) for rel in self.relations]
+            frame = pd.concat(frames, ignore_index=True)
+            write_parquet_atomic(frame[["relation", "language", "rank", "neuron", "layer", "module", "index"]],
+                                 null_top_path(self.out, seed))
+        screened = np.sort(self.rng.choice(total, min(SYNTHETIC_SCREENED, total), replace=False))
+        grid = pd.DataFrame([(n, r) for n in screened for r in self.relations], columns=["neuron", "relation"])
+        screen = columns.merge(grid, on="neuron").assign(
+            language=lang, sample_prompts=np.int32(4), sample_broken=np.int32(0),
+            sample_first_lp_drop=self.rng.gamma(1.0, 0.01, len(grid)), prompts=np.int32(0), base_accuracy=np.nan,
+            accuracy=np.nan, drop_points=np.nan)
+        write_parquet_atomic(screen, single_neuron_path(self.out))
 
     def manifest(self, prompt_count: int) -> Manifest:
         shape = self.shape

@@ -61,6 +61,12 @@ def assert_same_results(got: pa.Table, expected: pa.Table, path: Path, top_limit
     assert got.schema == expected.schema, path
     a, b = got.to_pandas(), expected.to_pandas()
     assert a.shape == b.shape, path
+    if "null_top" in path.parts:  # ranks without their AP: near-ties may swap across CPUs, as in scores
+        for rel, mine in a.groupby("relation"):
+            theirs = b[b.relation == rel]
+            assert len(set(mine.neuron) ^ set(theirs.neuron)) <= 2, (path, rel)
+            assert (mine.neuron.to_numpy() == theirs.neuron.to_numpy()).mean() >= 0.95, (path, rel)
+        return
     for column in a.columns:
         if pd.api.types.is_float_dtype(a[column]):
             np.testing.assert_allclose(a[column], b[column], rtol=1e-4, atol=1e-5, err_msg=f"{path}: {column}")
