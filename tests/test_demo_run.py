@@ -78,3 +78,26 @@ def assert_same_results(got: pa.Table, expected: pa.Table, path: Path, top_limit
                                        atol=1e-4, err_msg=f"{path}: ranks")
         else:
             assert a[column].equals(b[column]), (path, column)
+
+
+def test_the_critical_screen_reproduces_the_committed_rows(tmp_path, monkeypatch):
+    """The single-neuron screen on a few neurons (the four critical ones and some that are not) gives the
+    committed table's rows for them."""
+    from precompute.stages import critical
+
+    monkeypatch.chdir(ROOT)
+    manifest = read_manifest(DEMO_RUN_DIR)
+    copy = tmp_path / "demo"
+    shutil.copytree(DEMO_RUN_DIR, copy, ignore=shutil.ignore_patterns("work", ".store-*"))
+    committed = pq.read_table(copy / "single_neuron" / "part-0.parquet").to_pandas()
+    (copy / "single_neuron" / "part-0.parquet").unlink()
+    chosen = np.array([0, 61, 259, 445, 643, 1000, 2047, 3583])
+    monkeypatch.setattr(critical, "candidate_neurons", lambda ctx: chosen)
+    options = RunOptions(out=str(copy), **{k: v for k, v in manifest.options.items()})
+    options.threads = 2
+    run_precompute(options, log=lambda *_: None)
+    got = pq.read_table(copy / "single_neuron" / "part-0.parquet")
+    expected = pa.Table.from_pandas(committed[committed.neuron.isin(chosen)].reset_index(drop=True),
+                                    schema=got.schema, preserve_index=False)
+    assert_same_results(got, expected, copy / "single_neuron", max([manifest.k, *manifest.k_sweep]))
+    assert set(got.to_pandas().query("drop_points >= 20").neuron) == {61, 259, 445, 643}

@@ -66,29 +66,37 @@ def _prompts(ctx: RunContext) -> tuple[pd.DataFrame, pd.DataFrame]:
     return sample.reset_index(drop=True), full
 
 
-@torch.no_grad()
-def first_token_readout(model, tokenizer, sample: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
-    """(greedy first token is the gold's first token, gold first-token log-prob) per prompt of `sample`,
-    from one prompt-only pass (under whatever ablation is active)."""
+def prompt_batch(model, tokenizer, sample: pd.DataFrame):
+    """(right-padded prompt-only batch, each prompt's last position, each gold answer's first token), made once
+    and read under every neuron's ablation."""
     tokens = tokenize_for_eval(tokenizer, to_prompts(sample))
     device = model_device(model)
     batch = _right_padded([t.prompt_ids for t in tokens], tokenizer.pad_token_id, device)
-    rows, last = torch.arange(len(tokens), device=device), batch.attention_mask.sum(1) - 1
+    gold = torch.tensor([t.gold_ids[0] for t in tokens], device=device)
+    return batch, batch.attention_mask.sum(1) - 1, gold
+
+
+@torch.no_grad()
+def first_token_readout(model, batch, last: torch.Tensor, gold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(greedy first token is the gold's first token, gold first-token log-prob) per prompt of a prompt_batch,
+    from one prompt-only pass (under whatever ablation is active)."""
+    rows = torch.arange(len(last), device=last.device)
     if _plain_head(model):  # the head on the last position only
         hidden = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
         logits = model.get_output_embeddings()(hidden[rows, last])
     else:
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[rows, last]
     lp = logits.float().log_softmax(-1)
-    gold = torch.tensor([t.gold_ids[0] for t in tokens], device=lp.device)
+    gold = gold.to(lp.device)
     return lp.argmax(-1) == gold, lp.gather(1, gold[:, None])[:, 0]
 
 
 def _screen(ctx: RunContext, sample: pd.DataFrame, candidates: np.ndarray) -> pd.DataFrame | None:
     """Per candidate neuron and relation: sampled prompts, how many the neuron alone breaks (first token),
     the mean gold first-token log-prob drop. On the main process; None elsewhere."""
-    model, tokenizer = ctx.lm.model, ctx.lm.tokenizer
-    base_right, base_lp = first_token_readout(model, tokenizer, sample)
+    model = ctx.lm.model
+    batch = prompt_batch(model, ctx.lm.tokenizer, sample)
+    base_right, base_lp = first_token_readout(model, *batch)
     codes, relations = pd.factorize(sample.relation)
     group = torch.as_tensor(codes, device=base_lp.device)
     chunks = [candidates[i : i + SCREEN_CHUNK] for i in range(0, len(candidates), SCREEN_CHUNK)]
@@ -97,7 +105,7 @@ def _screen(ctx: RunContext, sample: pd.DataFrame, candidates: np.ndarray) -> pd
         rows = []
         for neuron in chunk:
             with ctx.hooks.ablate([ctx.space.neuron(int(neuron))]):
-                right, lp = first_token_readout(model, tokenizer, sample)
+                right, lp = first_token_readout(model, *batch)
             broken = (base_right & ~right).double()
             drop = (base_lp - lp).double()
             count = torch.zeros(len(relations), dtype=torch.float64, device=drop.device)
