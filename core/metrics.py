@@ -207,6 +207,13 @@ def sweep_curves(table: pd.DataFrame, relation: str, language: str) -> pd.DataFr
     return pd.concat([own, others, rnd], ignore_index=True).sort_values(["series", "k"]).reset_index(drop=True)
 
 
+def sweep_random_seeds(table: pd.DataFrame, relation: str, language: str, family: str = RANDOM) -> pd.DataFrame:
+    """Every random set behind sweep_curves' random line: k, seed and `relation`'s accuracy with it off."""
+    rnd = random_rows(table, family)
+    rnd = rnd[(rnd.relation == relation) & (rnd.language == language)]
+    return rnd[["k", "seed", "accuracy"]].sort_values(["k", "seed"]).reset_index(drop=True)
+
+
 def cumulativity_from_table(effects: pd.DataFrame, sweep: list[int], language: str | None) -> pd.DataFrame:
     """Cumulativity for every consecutive pair of the sweep: macro, micro, and #total."""
     rows = []

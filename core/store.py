@@ -237,7 +237,7 @@ class RunStore:
 
     def neuron_profile(self, neuron: int) -> pd.DataFrame:
         return self.query(
-            "SELECT relation, language, ap, rank, mean_pos, median_pos, mean_neg FROM scores "
+            "SELECT relation, language, ap, sign, rank, mean_pos, median_pos, mean_neg FROM scores "
             "WHERE neuron = ? ORDER BY relation, language", [neuron])
 
     def neuron_top_prompts(self, neuron: int, language: str) -> pd.DataFrame:

@@ -5,7 +5,8 @@ import streamlit as st
 
 from core.metrics import (ALPHA, critical_members, cross_relation, cumulativity_from_table, inter_relation,
                           intra_relation, multilingual, random_rows, random_seed_accuracies, random_summary,
-                          significance, summarise_relations, sweep_curves)
+                          significance, summarise_relations, sweep_curves,
+                          sweep_random_seeds)
 from core.run_layout import RANDOM, RANDOM_NONCRITICAL
 from core.share_state import pick_one, pick_precomputed
 from ui.charts import CONDITION_COLORS, CONDITION_NAMES, RANDOM_SET_MARKS, label_axis, row_step
@@ -315,7 +316,13 @@ def sweep_section():
         strokeDash=alt.StrokeDash("series:N", sort=series, legend=None,
                                   scale=alt.Scale(domain=series, range=[[1, 0], [1, 0], [4, 3]])),
         tooltip=["series", "k", alt.Tooltip("accuracy:Q", format=".1%")])
-    st.altair_chart(chart, width="stretch", height=360)
+    seeds = sweep_random_seeds(table, rel, lang)
+    dots = alt.Chart(seeds).mark_circle(size=20, color="black", opacity=0.55).encode(
+        x="k:Q", y="accuracy:Q",
+        tooltip=["k", alt.Tooltip("seed:Q", title="random seed"), alt.Tooltip("accuracy:Q", format=".1%")])
+    st.altair_chart(chart + dots, width="stretch", height=360)
+    st.caption(f"The dashed line is the mean over the random sets of each k; each black dot is one random set "
+               f"({seeds.seed.nunique()} per k), so one set that breaks {rel} shows apart from the others.")
     download(curves, f"{run_name}-sweep-{rel}-{lang}", "sweep")
 
 

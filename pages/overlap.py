@@ -3,6 +3,7 @@ import altair as alt
 import streamlit as st
 
 from core.manifest import module_sizes
+from core.metrics import critical_members
 from core.overlap import METRICS, MODES, NULL_METRICS, OverlapView, filtered_total
 from core.share_state import encode_list, Notices, pick_int, pick_many, pick_one, pick_range
 from ui.charts import label_axis, row_step
@@ -139,6 +140,12 @@ def heatmap_section():
     if len(neurons):
         neurons["page"] = [f"./neuron?run={run_name}&neuron={r.layer}.{r.module}.{r['index']}"
                            for _, r in neurons.iterrows()]
+        if store.available("single_neuron"):  # a critical neuron is named wherever it appears
+            breaks = critical_members(neurons[["neuron"]], store.critical_neurons())
+            alone: dict[int, list[str]] = {}
+            for n, rel, drop in zip(breaks.neuron, breaks.breaks, breaks.single_drop):
+                alone.setdefault(int(n), []).append(f"{rel} -{drop:.1f}p")
+            neurons["critical: alone it costs"] = [", ".join(alone.get(int(n), [])) for n in neurons.neuron]
         st.dataframe(neurons, hide_index=True,
                      column_config={"page": st.column_config.LinkColumn("neuron page", display_text="open")})
 

@@ -203,3 +203,23 @@ def test_a_neuron_that_breaks_nothing_has_no_badge(store):
     assert_clean(at)
     assert not any("Critical neuron" in w for w in texts(at.warning))
     assert not table_with(at, "flipped").critical.any()
+
+
+def test_the_sweep_draws_every_random_set_of_every_k(ablation, store):
+    at = run_page("effects", {"k": str(K), "lang": "en", "tab": "sweep", "rel": OUTLIER})
+    assert_clean(at)
+    dots = frame_with(at, "seed")
+    assert len(dots) == len(store.manifest.k_sweep) * 10
+    at_k = dots[dots.k == K].sort_values("seed")
+    expected = random_seed_accuracies(ablation, K, "en")
+    np.testing.assert_allclose(at_k.accuracy.to_numpy(), expected[expected.relation == OUTLIER].accuracy.to_numpy())
+    assert at_k.accuracy.min() <= 0.5  # the set holding #445 stands apart from the mean line
+
+
+def test_the_shared_neuron_list_names_a_critical_neuron(store):
+    at = run_page("overlap", {"k": str(K), "a": "person_father", "b": "person_mother"})
+    assert_clean(at)
+    shared = table_with(at, "critical: alone it costs")
+    row = shared[shared.neuron == 643]  # L0 up_proj 259: alone it breaks person_father and company_ceo
+    assert len(row) == 1 and "person_father -" in row.iloc[0]["critical: alone it costs"]
+    assert (shared[~shared.neuron.isin(store.critical_neurons().neuron)]["critical: alone it costs"] == "").all()
