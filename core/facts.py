@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,9 +31,17 @@ class Fact:
     subject: str
     objects: dict[str, str]  # language -> object label; "en" is the fallback
     split: str
+    # language -> other valid objects (LRE lists some subjects with several objects: an answer naming any of them
+    # is right). The label in `objects` stays the primary one: the gold whose log-probability is measured.
+    alternatives: dict[str, list[str]] = field(default_factory=dict)
 
     def object_in(self, language: str) -> str:
         return self.objects.get(language) or self.objects["en"]
+
+    def alternatives_in(self, language: str) -> list[str]:
+        """The other valid objects in `language`: a language without a label of its own falls back to en's
+        label (object_in), and so to en's alternatives."""
+        return self.alternatives.get(language, []) if self.objects.get(language) else self.alternatives.get("en", [])
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Prompt:
     split: str
     text: str  # what the model is fed
     gold: str  # the object it should continue with
+    alternatives: tuple[str, ...] = ()  # other objects that also count as a correct answer
 
 
 @dataclass
@@ -119,9 +129,8 @@ class FactCorpus:
                             if split and fact.split != split:
                                 continue
                             text = fill(template, fact.subject) + self.prompt_suffix
-                            out.append(
-                                Prompt(rel.name, lang, fact.subject, template, kind, fact.split, text, fact.object_in(lang))
-                            )
+                            out.append(Prompt(rel.name, lang, fact.subject, template, kind, fact.split, text,
+                                              fact.object_in(lang), tuple(fact.alternatives_in(lang))))
         return out
 
     def fingerprint(self) -> str:
@@ -150,8 +159,23 @@ def corpus_to_dict(corpus: FactCorpus) -> dict:
 
 def _relation_to_dict(rel: Relation) -> dict:
     d = asdict(rel)
-    d["facts"] = [{"subject": f.subject, "object": f.objects, "split": f.split} for f in rel.facts]
+    d["facts"] = [_fact_to_dict(f) for f in rel.facts]
     return d
+
+
+def _fact_to_dict(fact: Fact) -> dict:
+    d = {"subject": fact.subject, "object": fact.objects, "split": fact.split}
+    if fact.alternatives:  # only when there are any, so corpora without alternatives keep their bytes and fingerprint
+        d["alternatives"] = fact.alternatives
+    return d
+
+
+def _fact_from_dict(f: dict) -> Fact:
+    alternatives = f.get("alternatives", {})
+    if not isinstance(alternatives, dict):
+        raise TypeError(f"alternatives of {f.get('subject')!r} are not a language -> list of objects mapping")
+    return Fact(f["subject"], dict(f["object"]), f["split"],
+                {str(lang): _texts(objects) for lang, objects in alternatives.items()})
 
 
 def _relation_from_dict(d: dict) -> Relation:
@@ -163,7 +187,7 @@ def _relation_from_dict(d: dict) -> Relation:
             object_kind=d.get("object_kind", ""),
             synthetic=bool(d.get("synthetic", False)),
             templates={str(lang): {str(k): _texts(v) for k, v in kinds.items()} for lang, kinds in d["templates"].items()},
-            facts=[Fact(f["subject"], dict(f["object"]), f["split"]) for f in d["facts"]],
+            facts=[_fact_from_dict(f) for f in d["facts"]],
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CorpusError(f"relation entry is malformed: missing or wrong field {exc}") from exc
@@ -230,9 +254,44 @@ def load_corpus(folder: Path) -> FactCorpus:
     return corpus
 
 
-def split_subjects(subjects: list[str], evaluation_count: int, seed: int) -> dict[str, str]:
-    """Seeded split of distinct subjects: `evaluation_count` for evaluation, the rest for identification."""
-    unique = sorted(set(subjects))
-    rng = random.Random(seed)
-    chosen = set(rng.sample(unique, min(evaluation_count, len(unique) // 2)))
-    return {s: ("evaluation" if s in chosen else "identification") for s in unique}
+def global_split(subjects_by_relation: Mapping[str, Iterable[str]], evaluation_count: int, seed: int) -> dict[str, str]:
+    """One seeded split for every relation at once: subject -> "evaluation" or "identification", so a subject
+    shared by several relations is in the same split in all of them (method.md: P_det and P_eva share no subject).
+
+    Rule: a relation's target is min(evaluation_count, half its distinct subjects). The distinct subjects of all
+    relations, sorted and then shuffled with random.Random(seed), are visited twice in that order.
+    1. A subject goes to evaluation when every relation it belongs to is still below its target.
+    2. A subject still in identification goes to evaluation when some relation it belongs to is still below its
+       target and none would pass half its distinct subjects.
+    Pass 1 alone never passes a target, but it can leave a relation short whose subjects are shared with one
+    that filled first (mothers whose children all have fathers listed); pass 2 fills it, letting the other
+    relation pass evaluation_count. So every relation reaches its target wherever its subjects allow, and none
+    gives more than half its subjects to evaluation."""
+    members: dict[str, list[str]] = {}
+    targets: dict[str, int] = {}
+    caps: dict[str, int] = {}
+    for relation, subjects in subjects_by_relation.items():
+        unique = set(subjects)
+        caps[relation] = len(unique) // 2
+        targets[relation] = min(evaluation_count, caps[relation])
+        for subject in unique:
+            members.setdefault(subject, []).append(relation)
+    order = sorted(members)
+    random.Random(seed).shuffle(order)
+    chosen = dict.fromkeys(targets, 0)
+    evaluation: set[str] = set()
+
+    def take(subject: str) -> None:
+        evaluation.add(subject)
+        for r in members[subject]:
+            chosen[r] += 1
+
+    for subject in order:
+        if all(chosen[r] < targets[r] for r in members[subject]):
+            take(subject)
+    for subject in order:
+        rels = members[subject]
+        if subject not in evaluation and any(chosen[r] < targets[r] for r in rels) and all(
+                chosen[r] < caps[r] for r in rels):
+            take(subject)
+    return {subject: "evaluation" if subject in evaluation else "identification" for subject in members}

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from core.correctness import is_correct
+from core.correctness import head_reader, is_correct
 from core.facts import Prompt
 from core.generation import Batch, model_device
 
@@ -125,21 +125,31 @@ def eval_batches(tokens: Sequence[EvalTokens], batch_size: int) -> list[list[int
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def evaluate_batch(model, tokenizer, prompts: Sequence[Prompt], tokens: Sequence[EvalTokens], idx: list[int]) -> list[Outcome]:
-    """Outcomes of the prompts `idx` (one batch of `eval_batches`), in that order."""
+def evaluate_batch(model, tokenizer, prompts: Sequence[Prompt], tokens: Sequence[EvalTokens], idx: list[int],
+                   floor: bool = False) -> list[Outcome]:
+    """Outcomes of the prompts `idx` (one batch of `eval_batches`), in that order; `floor`: core.correctness's
+    short-answer floor."""
     new_tokens, first_lp, all_lp = _evaluate_batch(model, tokenizer, [tokens[i] for i in idx], model_device(model))
     texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-    return [Outcome(texts[j], is_correct(texts[j], prompts[i].gold), float(first_lp[j]), float(all_lp[j]))
-            for j, i in enumerate(idx)]
+    return [Outcome(texts[j], _judge(tokenizer, prompts[i], tokens[i], texts[j], floor), float(first_lp[j]),
+                    float(all_lp[j])) for j, i in enumerate(idx)]
+
+
+def _judge(tokenizer, prompt: Prompt, tokens: EvalTokens, generated: str, floor: bool) -> bool:
+    """core.correctness's rule: the gold or an alternative object; the floor reads the gold's own ids from here
+    (an alternative's only when a short answer needs them)."""
+    return is_correct(generated, prompt.gold, prompt.alternatives, head_reader(tokenizer, prompt, tokens.gold_ids),
+                      floor)
 
 
 def evaluate_prompts(
-    model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 128, tokens: Sequence[EvalTokens] | None = None
+    model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 128, tokens: Sequence[EvalTokens] | None = None,
+    floor: bool = False,
 ) -> list[Outcome]:
     """Outcome per prompt, in order."""
     tokens = list(tokens) if tokens is not None else tokenize_for_eval(tokenizer, prompts)
     results: list[Outcome | None] = [None] * len(prompts)
     for idx in eval_batches(tokens, batch_size):
-        for i, outcome in zip(idx, evaluate_batch(model, tokenizer, prompts, tokens, idx)):
+        for i, outcome in zip(idx, evaluate_batch(model, tokenizer, prompts, tokens, idx, floor)):
             results[i] = outcome
     return results  # type: ignore[return-value]

@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 
-from core.facts import CORPUS_FILE, LANGUAGE_CODE
+from core.facts import CORPUS_FILE, LANGUAGE_CODE, RELATION_NAME
 from core.manifest import MANIFEST
 from precompute.options import parse_k
 
@@ -86,6 +86,18 @@ def language_list(text: str) -> list[str]:
     if not items:
         raise argparse.ArgumentTypeError("give at least one language, e.g. en,de")
     return list(dict.fromkeys(language(item) for item in items))
+
+
+def relation_list(text: str) -> list[str]:
+    """Comma-separated relation names as a corpus or LRE's file stems write them (company_ceo,person_father)."""
+    items = [item.strip() for item in str(text).split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("give at least one relation, e.g. company_ceo,person_father")
+    bad = [item for item in items if not RELATION_NAME.match(item)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{', '.join(map(repr, bad))}: a relation name is lowercase letters, "
+                                         "digits and underscores, e.g. company_ceo")
+    return list(dict.fromkeys(items))
 
 
 def device(text: str) -> str:

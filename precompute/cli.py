@@ -9,7 +9,7 @@ from pathlib import Path
 from core.loading import DTYPES
 from precompute.arguments import (MIN_SCORE_MEMORY_MIB, OneLineParser, OptionError, corpus_folder, device,
                                   existing_path, fraction, int_at_least, k_list, k_value, language, language_list,
-                                  model_folder, positive_float, run_folder)
+                                  model_folder, positive_float, relation_list, run_folder)
 
 DEFAULT_TEMPLATES = Path("data/facts/templates.json")
 DEFAULT_CORPUS = Path("data/facts/demo")
@@ -28,13 +28,37 @@ def _cmd_build_corpus(args) -> int:
     return 0
 
 
+def chosen_relations(args) -> list[str] | None:
+    """--relations or --paper-relations (None: every relation); either one with --min-facts is refused: the
+    names decide which relations are used, so a size rule could only drop a named one."""
+    from core.importers import PAPER_RELATIONS
+
+    names = list(PAPER_RELATIONS) if args.paper_relations else args.relations
+    if names is not None and args.min_facts:
+        raise OptionError(f"--min-facts {args.min_facts} with {'--paper-relations' if args.paper_relations else '--relations'}: "
+                          "naming the relations already chooses them; drop --min-facts")
+    return names
+
+
+def add_relation_options(p: argparse.ArgumentParser, min_facts_default: int, min_facts_help: str) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--relations", type=relation_list,
+                       help="comma-separated relations to use (LRE: file stems, e.g. company_ceo,person_father)")
+    group.add_argument("--paper-relations", action="store_true",
+                       help="the paper's 12 LRE relations (method.md), whatever their size")
+    p.add_argument("--min-facts", type=int_at_least(0), default=min_facts_default, help=min_facts_help)
+
+
 def _cmd_import_lre(args) -> int:
     from core.facts import save_corpus
-    from core.importers import import_lre
+    from core.importers import lre_corpus, read_lre_relations
 
-    corpus = import_lre(args.source, evaluation_count=args.evaluation_count, seed=args.seed,
-                        prompt_suffix=args.prompt_suffix, min_facts=args.min_facts)
+    relations = read_lre_relations(args.source, chosen_relations(args), args.min_facts)
+    corpus = lre_corpus(relations, evaluation_count=args.evaluation_count, seed=args.seed,
+                        prompt_suffix=args.prompt_suffix, description=f"imported from LRE files at {args.source.name}")
     save_corpus(corpus, args.out)
+    for rel in relations.values():
+        print(rel.report())
     print(f"wrote {args.out}: {len(corpus.relations)} relations ({', '.join(corpus.relation_names)})")
     return 0
 
@@ -47,6 +71,19 @@ def _cmd_import_csv(args) -> int:
                         prompt_suffix=args.prompt_suffix)
     save_corpus(corpus, args.out)
     print(f"wrote {args.out}: {len(corpus.relations)} relations ({', '.join(corpus.relation_names)})")
+    return 0
+
+
+def _cmd_build_lre12(args) -> int:
+    from precompute.lre12 import Lre12Options, write_lre12
+
+    corpus = write_lre12(Lre12Options(args.lre, args.templates, args.translations, args.facts_per_relation,
+                                      args.evaluation_count, args.seed), args.out)
+    for name, rel in corpus.relations.items():
+        evaluation = sum(f.split == "evaluation" for f in rel.facts)
+        print(f"{name:32s} {len(rel.facts):4d} facts ({evaluation} evaluation), "
+              f"{len(rel.templates['en']['train'])} + {len(rel.templates['en']['heldout'])} English templates")
+    print(f"wrote {args.out}: {len(corpus.relations)} relations, languages {', '.join(corpus.languages)}")
     return 0
 
 
@@ -114,7 +151,8 @@ def _cmd_run(args) -> int:
         identification_language=args.identification_language, negatives_ratio=args.negatives_ratio,
         pooling=args.pooling, seed=args.seed, random_seeds=args.random_seeds, effect_templates=args.effect_templates,
         batch_size=args.batch_size, dtype=args.dtype, device=args.device, threads=args.threads,
-        score_memory_mib=args.score_memory_mib, min_facts=args.min_facts, direction=args.direction,
+        score_memory_mib=args.score_memory_mib, min_facts=args.min_facts, relations=chosen_relations(args),
+        min_positives=args.min_positives, answer_floor=args.answer_floor, direction=args.direction,
         null_seeds=args.null_seeds, critical=args.critical, critical_prompts=args.critical_prompts,
         critical_threshold=args.critical_threshold, critical_neurons=args.critical_neurons,
         random_exclude_critical=args.random_exclude_critical,
@@ -195,7 +233,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("source", type=existing_path)
     p.add_argument("--out", type=corpus_folder, required=True)
     p.add_argument("--evaluation-count", type=int_at_least(1), default=50, help="facts held out per relation (default 50)")
-    p.add_argument("--min-facts", type=int_at_least(0), default=0, help="skip relations with fewer facts (the paper used 300)")
+    add_relation_options(p, 0, "skip relations with fewer distinct subjects (not with --relations or "
+                               "--paper-relations)")
     p.add_argument("--prompt-suffix", default="? Answer:", help="appended to every filled template")
     p.add_argument("--seed", type=SEED, default=0)
     p.set_defaults(func=_cmd_import_lre)
@@ -212,6 +251,21 @@ def build_parser() -> OneLineParser:
     from precompute.demo_model import MIN_DEMO_VOCAB, DemoModelConfig
 
     d = DemoModelConfig()
+    p = sub.add_parser("build-lre12", help="build data/facts/lre12: the paper's 12 LRE relations with real entities, "
+                                          "in en, de, fr and es",
+                       description="A seeded subset of each LRE relation's facts, one subject split for all relations, "
+                                   "LRE's English templates and the project's German, French and Spanish ones, closed-set "
+                                   "objects translated (data/facts/lre12_translations.json).")
+    p.add_argument("--lre", type=existing_path, default=Path("../shared/data/lre"),
+                   help="the LRE relation files (default ../shared/data/lre)")
+    p.add_argument("--templates", type=existing_path, default=DEFAULT_TEMPLATES)
+    p.add_argument("--translations", type=existing_path, default=Path("data/facts/lre12_translations.json"))
+    p.add_argument("--facts-per-relation", type=int_at_least(2), default=110)
+    p.add_argument("--evaluation-count", type=int_at_least(1), default=50)
+    p.add_argument("--out", type=corpus_folder, default=Path("data/facts/lre12"))
+    p.add_argument("--seed", type=SEED, default=0)
+    p.set_defaults(func=_cmd_build_lre12)
+
     p = sub.add_parser("train-demo", help="train the embedded demo model (CPU, deterministic from --seed)")
     p.add_argument("--facts", type=existing_path, default=DEFAULT_CORPUS)
     p.add_argument("--out", type=model_folder, default=DEFAULT_MODEL)
@@ -242,8 +296,14 @@ def build_parser() -> OneLineParser:
     p.add_argument("--model", required=True, help="local model directory or an id in the local HF cache")
     p.add_argument("--facts", type=existing_path, required=True,
                    help="corpus folder (see data/facts/README.md), or LRE relation files (e.g. relations/data/factual)")
-    p.add_argument("--min-facts", type=int_at_least(0), default=o.min_facts,
-                   help="LRE --facts only: skip relations with fewer facts (the paper used 300)")
+    add_relation_options(p, o.min_facts, "LRE --facts only: skip relations with fewer distinct subjects (not with "
+                                          "--relations or --paper-relations)")
+    p.add_argument("--min-positives", type=int_at_least(1), default=o.min_positives,
+                   help="stop after the baseline when a relation x language has fewer correctly answered "
+                        f"identification prompts, naming all such (default {o.min_positives})")
+    p.add_argument("--answer-floor", action="store_true",
+                   help="beyond the paper: an answer shorter than 3 characters is correct only when it spells the "
+                        "gold's own first two tokens (the paper's prefix rule lets 'fe' count for 'Fernand')")
     p.add_argument("--out", type=run_folder, required=True,
                    help="run folder, e.g. data/runs/NAME: new, empty, or a run of the same inputs to resume")
     p.add_argument("--definition", choices=DEFINITIONS, default=o.definition,

@@ -75,7 +75,8 @@ def prepare_run(options: RunOptions, workers: ProcessGroup, log=print) -> RunCon
     the model's config (before any weights load). Raises ValueError for what these inputs cannot make."""
     if options.threads:
         torch.set_num_threads(options.threads)
-    corpus = load_facts(Path(options.facts), options.min_facts)
+    log = log if workers.is_main else (lambda *_: None)
+    corpus = load_facts(Path(options.facts), options.min_facts, options.relations, log)
     languages = options.languages or corpus.languages
     unknown = sorted(set(languages) - set(corpus.languages))
     if unknown:
@@ -86,8 +87,8 @@ def prepare_run(options: RunOptions, workers: ProcessGroup, log=print) -> RunCon
     space = neuron_space_for(load_config(resolve_model_dir(options.model)), options.definition)
     k = resolve_k(options.k, space.total)
     k_sweep = resolve_sweep(options.k_sweep, k, space.total)
-    return RunContext(options, workers, log if workers.is_main else (lambda *_: None), corpus, languages, space, k,
-                      k_sweep, all_prompts(corpus, languages), resources={"processes": workers.world})
+    return RunContext(options, workers, log, corpus, languages, space, k, k_sweep, all_prompts(corpus, languages),
+                      resources={"processes": workers.world})
 
 
 def load_model(ctx: RunContext) -> None:
@@ -98,7 +99,8 @@ def load_model(ctx: RunContext) -> None:
 
 
 def all_prompts(corpus: FactCorpus, languages: list[str]) -> pd.DataFrame:
-    """Every prompt of the run with a stable prompt_id (its position in this order)."""
+    """Every prompt of the run with a stable prompt_id (its position in this order); `alternatives` holds the
+    other valid objects (a tuple, mostly empty), which judge answers but are not written to the run."""
     rows = []
     for rel in corpus.relation_names:
         for lang in languages:
@@ -107,14 +109,15 @@ def all_prompts(corpus: FactCorpus, languages: list[str]) -> pd.DataFrame:
                     templates = corpus.relations[rel].templates[lang][kind]
                     rows.append(dict(relation=rel, language=lang, template_kind=kind,
                                      template_index=templates.index(p.template), subject=p.subject,
-                                     split=p.split, text=p.text, gold=p.gold))
+                                     split=p.split, text=p.text, gold=p.gold, alternatives=p.alternatives))
     df = pd.DataFrame(rows)
     df.insert(0, "prompt_id", np.arange(len(df), dtype=np.int32))
     return df
 
 
 def to_prompts(df: pd.DataFrame) -> list[Prompt]:
-    return [Prompt(r.relation, r.language, r.subject, "", r.template_kind, r.split, r.text, r.gold)
+    return [Prompt(r.relation, r.language, r.subject, "", r.template_kind, r.split, r.text, r.gold,
+                   tuple(getattr(r, "alternatives", ())))
             for r in df.itertuples(index=False)]
 
 

@@ -87,7 +87,14 @@ class RunOptions:
     device: str = "cpu"
     threads: int | None = None
     score_memory_mib: int = 1024  # capture columns read at a time while scoring (a 7B capture is ~20 GB)
-    min_facts: int = 0  # LRE folders as --facts: skip relations with fewer facts (the paper: 300)
+    min_facts: int = 0  # LRE folders as --facts: skip relations with fewer distinct subjects
+    relations: list[str] | None = None  # only these relations of --facts (None: all; the paper's: PAPER_RELATIONS)
+    # A relation x language with fewer correct identification prompts stops the run (all such named at once):
+    # AP over a handful of positives ranks neurons by chance.
+    min_positives: int = 10
+    # Beyond the paper: answers shorter than 3 characters count only when they spell the gold's own first two
+    # tokens (core/correctness.py). Off by default: the paper's rule, as every run made before the option.
+    answer_floor: bool = False
     # Beyond the paper: "either" also ranks neurons that mark a relation by *lower* activation (AP of the
     # negated values, the better side kept with its sign); "positive" is the paper's AP on raw activations.
     direction: str = "positive"
@@ -99,9 +106,12 @@ class RunOptions:
     random_exclude_critical: bool = False  # add random sets at the main k drawn from non-critical neurons
 
     def fingerprint_fields(self) -> dict:
-        """The options that change results (not where or how fast; min_facts changes the corpus, whose
-        fingerprint is compared on its own)."""
+        """The options that change results (not where or how fast; min_facts and relations change the corpus,
+        whose fingerprint is compared on its own; min_positives only decides whether the run goes on)."""
         d = asdict(self)
-        for key in ("out", "batch_size", "device", "threads", "score_memory_mib", "min_facts"):
+        for key in ("out", "batch_size", "device", "threads", "score_memory_mib", "min_facts", "relations",
+                    "min_positives"):
             d.pop(key)
+        if not self.answer_floor:  # the paper's rule: recorded by its absence, as in runs made before the option
+            d.pop("answer_floor")
         return d

@@ -14,7 +14,8 @@ def evaluate(ctx: RunContext, prompts: list[Prompt], tokens: list[EvalTokens] | 
     tokens = tokens if tokens is not None else tokenize_for_eval(ctx.lm.tokenizer, prompts)
     merged = ctx.workers.map_gathered(
         eval_batches(tokens, ctx.options.batch_size),
-        lambda idx: zip(idx, evaluate_batch(ctx.lm.model, ctx.lm.tokenizer, prompts, tokens, idx)))
+        lambda idx: zip(idx, evaluate_batch(ctx.lm.model, ctx.lm.tokenizer, prompts, tokens, idx,
+                                            ctx.options.answer_floor)))
     return None if merged is None else [merged[i] for i in range(len(prompts))]
 
 
