@@ -89,6 +89,14 @@ def permutation_test(observed: pd.DataFrame, null: pd.DataFrame) -> pd.DataFrame
     return out
 
 
+def with_permutation_null(pairs: pd.DataFrame, store, k: int, layers: tuple[int, int], modules: list[str]) -> pd.DataFrame:
+    """`pairs` (relation_a, relation_b, shared, ...) with the permutation null's columns in place of the empty
+    ones overlap_long leaves: the run's null_top at the same k and filters."""
+    null = null_values(store.null_overlap_counts(int(k), tuple(layers), modules), store.relations, store.null_seeds)
+    tested = permutation_test(pairs[["relation_a", "relation_b", "shared"]], null)
+    return pairs.drop(columns=list(NULL_METRICS)).merge(tested, on=["relation_a", "relation_b"], how="left")
+
+
 def complete_grid(long: pd.DataFrame, rows: list[tuple[str, str]]) -> pd.DataFrame:
     """Add the pairs that share nothing (absent from a join) as zero rows, so every heatmap cell exists."""
     have = {(a, la, b, lb) for a, la, b, lb in zip(long.relation_a, long.language_a, long.relation_b, long.language_b)}
@@ -149,10 +157,7 @@ class OverlapView:
         long = overlap_long(complete_grid(shared, every_set), sizes, metric, total)
         cells = heatmap_cells(long, self.mode, self.language, self.relation, self.identification_language, selected)
         if self.has_null(store, k):
-            null = null_values(store.null_overlap_counts(int(k), tuple(layers), modules), store.relations,
-                               store.null_seeds)
-            tested = permutation_test(cells[["relation_a", "relation_b", "shared"]], null)
-            cells = cells.drop(columns=list(NULL_METRICS)).merge(tested, on=["relation_a", "relation_b"], how="left")
+            cells = with_permutation_null(cells, store, k, layers, modules)
             if metric in NULL_METRICS:
                 cells["value"] = cells[metric]
         return cells

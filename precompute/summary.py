@@ -14,7 +14,7 @@ import pandas as pd
 from core.manifest import Manifest, module_sizes
 from core.metrics import (ALPHA, CROSS_THRESHOLD, critical_members, cross_relation, neuron_label, random_summary,
                           significance, summarise_relations)
-from core.overlap import complete_grid, filtered_total, null_values, overlap_long, permutation_test
+from core.overlap import complete_grid, filtered_total, overlap_long, with_permutation_null
 from core.run_layout import RANDOM, RANDOM_NONCRITICAL
 from core.store import RunStore
 
@@ -49,9 +49,7 @@ def relation_overlap(store: RunStore, k: int, language: str) -> pd.DataFrame:
                         filtered_total(sizes, modules, layers))
     long = long[long.relation_a < long.relation_b].sort_values(["relation_a", "relation_b"], ignore_index=True)
     if language == m.options.get("identification_language", "en") and store.available("null_top") and store.null_seeds:
-        null = null_values(store.null_overlap_counts(k, layers, modules), store.relations, store.null_seeds)
-        long = long.drop(columns=["null_ratio", "null_z"]).merge(
-            permutation_test(long[["relation_a", "relation_b", "shared"]], null), on=["relation_a", "relation_b"])
+        long = with_permutation_null(long, store, k, layers, modules)
     return long
 
 

@@ -34,7 +34,7 @@ SCREEN_CHUNK = 64  # neurons per unit of work handed to a process
 def run(ctx: RunContext) -> bool:
     if not ctx.options.critical or single_neuron_path(ctx.out).exists():
         return False
-    sample, full = ctx.workers.on_main(lambda: _prompts(ctx))
+    sample, full = ctx.workers.on_main(lambda: _prompts(ctx))  # full carries each prompt's baseline `correct`
     candidates = ctx.workers.on_main(lambda: candidate_neurons(ctx))
     screened = _screen(ctx, sample, candidates)
     flagged = ctx.workers.broadcast(None if screened is None else sorted(
@@ -61,8 +61,9 @@ def _prompts(ctx: RunContext) -> tuple[pd.DataFrame, pd.DataFrame]:
     lang = ctx.options.identification_language
     full = effect_prompts(ctx.prompts, ctx.options.effect_templates)
     full = full[(full.language == lang) & (full.template_kind == "train")].reset_index(drop=True)
-    correct = set(read_baseline(ctx).query("correct").prompt_id)
-    sample = full[full.prompt_id.isin(correct)].groupby("relation", sort=False).head(ctx.options.critical_prompts)
+    base = read_baseline(ctx).set_index("prompt_id").correct
+    full = full.assign(correct=base.loc[full.prompt_id].to_numpy(bool))
+    sample = full[full.correct].groupby("relation", sort=False).head(ctx.options.critical_prompts)
     return sample.reset_index(drop=True), full
 
 
@@ -133,7 +134,7 @@ def _evaluate_flagged(ctx: RunContext, full: pd.DataFrame, flagged: list[int]) -
     """Exact accuracy of every relation with each flagged neuron off alone, on all of `full`."""
     prompts = to_prompts(full)
     tokens = tokenize_for_eval(ctx.lm.tokenizer, prompts)
-    base = read_baseline(ctx).set_index("prompt_id").loc[full.prompt_id, "correct"].to_numpy(bool)
+    base = full.correct.to_numpy(bool)
     frames = []
     with ctx.workers.bar(total=len(flagged), desc="critical neurons: exact single-neuron effects", unit="neuron") as bar:
         for neuron in flagged:
