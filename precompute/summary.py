@@ -6,6 +6,7 @@ the tests quote one source. `Findings` gathers every figure once; the text and M
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,43 @@ def read_findings(run_dir: Path, language: str = "en", k: int | None = None) -> 
         return findings(store, language, k)
     finally:
         store.close()
+
+
+# The embedded models' design targets (README "The embedded demo model"): what a run must show for its model
+# to be the explorer's default.
+MIN_MEAN_OWN_DROP = 30.0  # accuracy points, own top-k off, mean over relations
+MIN_BEATS_WORST_SHARE = 10 / 12  # relations whose own drop exceeds their worst random set's
+MIN_LOGPROB_RATIO = 10.0  # own top-k's first-token log-probability drop over the random sets' (mean over sets)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    required: str
+    achieved: str
+    met: bool
+
+
+def target_checks(f: Findings) -> list[Target]:
+    """The design targets against this run's figures (the same ones the table and the lines below it quote)."""
+    t = f.table
+    relations = len(t)
+    needed = math.ceil(MIN_BEATS_WORST_SHARE * relations - 1e-9)
+    beats = int(t.beats_worst_random.sum())
+    ratio = t.own_first_lp_drop.mean() / max(t.random_first_lp_drop.mean(), 1e-12)
+    return [
+        Target("mean own drop", f">= {MIN_MEAN_OWN_DROP:g}p", f"{t.own_drop.mean():.1f}p",
+               t.own_drop.mean() >= MIN_MEAN_OWN_DROP),
+        Target("own drop beats the worst random set", f"in >= {needed} of {relations}", f"{beats} of {relations}",
+               beats >= needed),
+        Target("log-probability drop over random (mean over sets)", f">= {MIN_LOGPROB_RATIO:g}x", f"{ratio:.1f}x",
+               ratio >= MIN_LOGPROB_RATIO),
+    ]
+
+
+def _targets_text(f: Findings) -> str:
+    checks = target_checks(f)
+    return "; ".join(f"{c.name} {c.required}: {c.achieved}, {'met' if c.met else 'not met'}" for c in checks)
 
 
 def _drop(points: float) -> str:
@@ -176,9 +214,11 @@ def markdown_summary(run_dir: Path, language: str = "en") -> str:
     lines.append(
         f"- **Other relations** ({c['cells']} cells: one relation's top-k off, another evaluated): median "
         f"{_drop(c['median'])}, mean {_drop(c['mean'])}, max {_drop(c['max'])}; {c['zero']} cells lose nothing; "
-        f"{c['above']} cells lose {CROSS_THRESHOLD:g} points or more: "
-        + ", ".join(f"{r.ablated} → {r.relation} {_drop(r.drop_points)}" for r in cells.itertuples()) + ".")
+        f"{c['above']} cells lose {CROSS_THRESHOLD:g} points or more"
+        + (": " + ", ".join(f"{r.ablated} → {r.relation} {_drop(r.drop_points)}" for r in cells.itertuples())
+           if len(cells) else "") + ".")
     lines += _overlap_lines(f)
+    lines.append(f"- **Design targets**: {_targets_text(f)}.")
     return "\n".join(lines)
 
 
@@ -234,3 +274,4 @@ def print_summary(run_dir: Path, language: str = "en") -> None:
           f"max {f.cross['max']:.1f}p, {f.cross['above']} cells >= {CROSS_THRESHOLD:g}p")
     if len(f.critical):
         print(f"critical neurons: {', '.join(sorted({f'#{i}' for i in f.critical.neuron}))}")
+    print(f"design targets: {_targets_text(f)}")

@@ -306,7 +306,7 @@ def test_every_relation_and_language_below_the_minimum_is_named_with_its_counts(
         "identification positives: 11 in 4 relation x language sets (fewest: b (en) 0); 3 rest on answers of <= 2 "
         "characters; the short-answer floor judged 4 shorter answers wrong")
     assert positives_line(counts, 2, floor=False).endswith("3 rest on answers of <= 2 characters; --answer-floor "
-                                                           "would not count 2 of them")
+                                                           "would judge 2 of them wrong")
 
 
 def test_the_precheck_samples_each_pair_and_projects_its_positives():

@@ -79,7 +79,7 @@ def positives_line(counts: pd.DataFrame, refused: int, floor: bool) -> str:
             f"(fewest: {weakest.relation} ({weakest.language}) {int(weakest.positives)}); "
             f"{int(counts.short.sum()):,} rest on answers of <= 2 characters; "
             + (f"the short-answer floor judged {refused:,} shorter answers wrong" if floor else
-               f"--answer-floor would not count {refused:,} of them"))
+               f"--answer-floor would judge {refused:,} of them wrong"))
 
 
 def validated(base: pd.DataFrame) -> pd.DataFrame:
