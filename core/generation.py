@@ -56,11 +56,15 @@ def greedy_generate(model, tokenizer, texts: Sequence[str], max_new_tokens: int,
     return greedy_decode(model, tokenizer, texts, max_new_tokens, batch_size).ids
 
 
+ALL_DONE_CHECK_EVERY = 8  # steps between the one host sync that asks whether every row has stopped
+
+
 @torch.no_grad()
 def greedy_decode(model, tokenizer, texts: Sequence[str], max_new_tokens: int, batch_size: int = 64,
                   keep_first_probs: bool = False) -> Decoded:
     """Greedy decoding; with `keep_first_probs`, also the first step's full next-token distribution, which the
-    prompt's own forward pass already computed."""
+    prompt's own forward pass already computed. Rows stop at EOS on the device: the loop reads nothing back
+    per token (only, every few steps, whether all rows have stopped), and the tokens come back once per batch."""
     results: list[list[int]] = []
     first_probs: list[torch.Tensor] = []
     eos = tokenizer.eos_token_id
@@ -72,17 +76,16 @@ def greedy_decode(model, tokenizer, texts: Sequence[str], max_new_tokens: int, b
         rows = batch.input_ids.shape[0]
         if keep_first_probs:
             first_probs.extend(out.logits[:, -1, :].float().softmax(-1).cpu())
-        generated = [[] for _ in range(rows)]
+        tokens = torch.full((rows, max_new_tokens), -1, dtype=torch.long, device=device)
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         for step in range(max_new_tokens):
             next_ids = out.logits[:, -1, :].argmax(-1)
-            for r in range(rows):
-                if not finished[r]:
-                    if eos is not None and next_ids[r].item() == eos:
-                        finished[r] = True
-                    else:
-                        generated[r].append(int(next_ids[r]))
-            if step == max_new_tokens - 1 or bool(finished.all()):
+            if eos is not None:
+                finished = finished | (next_ids == eos)
+            tokens[:, step] = next_ids.masked_fill(finished, -1)  # -1 from a row's EOS on
+            if step == max_new_tokens - 1:
+                break
+            if eos is not None and (step + 1) % ALL_DONE_CHECK_EVERY == 0 and bool(finished.all()):
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             pos = pos[:, -1:] + 1
@@ -90,7 +93,8 @@ def greedy_decode(model, tokenizer, texts: Sequence[str], max_new_tokens: int, b
                 input_ids=next_ids[:, None], attention_mask=mask, position_ids=pos,
                 past_key_values=out.past_key_values, use_cache=True,
             )
-        results.extend(generated)
+        for row in tokens.cpu().tolist():
+            results.append(row[: row.index(-1)] if -1 in row else row)
     return Decoded(results, first_probs)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 
@@ -28,6 +28,9 @@ class _RequestState:
     hub: "NeuronHooks"
     zero: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)
     sink: CaptureSink | None = None
+    # per batch row: True where that row's neuron is zeroed ([rows, neurons] per module); several requests
+    # answered by one forward pass, each row with its own set
+    row_zero: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)
 
 
 _active: ContextVar[_RequestState | None] = ContextVar("relation_neuron_request", default=None)
@@ -40,6 +43,18 @@ def group_by_module(neurons: Iterable[NeuronId], space: NeuronSpace) -> dict[tup
             raise ValueError(f"neuron {n} does not exist in this model ({space.describe()})")
         grouped.setdefault((n.layer, n.module), []).append(n.index)
     return {key: torch.tensor(sorted(set(idx)), dtype=torch.long) for key, idx in grouped.items()}
+
+
+def row_masks(row_sets: Sequence[Iterable[NeuronId]], space: NeuronSpace) -> dict[tuple[int, str], torch.Tensor]:
+    """Per module touched by any row: a [rows, neurons] bool mask, True where that row zeroes the neuron."""
+    sizes = {spec.name: spec.size for spec in space.modules}
+    masks: dict[tuple[int, str], torch.Tensor] = {}
+    for row, neurons in enumerate(row_sets):
+        for key, idx in group_by_module(neurons, space).items():
+            if key not in masks:
+                masks[key] = torch.zeros((len(row_sets), sizes[key[1]]), dtype=torch.bool)
+            masks[key][row, idx] = True
+    return masks
 
 
 class NeuronHooks:
@@ -81,6 +96,14 @@ class NeuronHooks:
         if idx is not None:
             changed = acts.index_fill(-1, idx.to(acts.device), 0)
             acts = changed
+        mask = state.row_zero.get((layer, name))
+        if mask is not None:
+            if mask.shape[0] != acts.shape[0]:
+                raise ValueError(f"{mask.shape[0]} per-row neuron sets for a batch of {acts.shape[0]} rows")
+            # [rows, neurons] -> [rows, 1, ..., neurons]: every position of a row gets the row's set
+            shape = (mask.shape[0],) + (1,) * (acts.dim() - 2) + (mask.shape[1],)
+            changed = acts.masked_fill(mask.to(acts.device).view(shape), 0)
+            acts = changed
         if state.sink is not None:
             state.sink(layer, name, acts.detach())
         return changed
@@ -100,15 +123,22 @@ class NeuronHooks:
 
     @contextlib.contextmanager
     def request(
-        self, ablate: Iterable[NeuronId] = (), capture: CaptureSink | None = None
+        self, ablate: Iterable[NeuronId] = (), capture: CaptureSink | None = None,
+        rows: Sequence[Iterable[NeuronId]] | None = None,
     ) -> Iterator[None]:
-        """Within this block (and this context only) zero `ablate` and send activations to `capture`."""
+        """Within this block (and this context only) zero `ablate` and send activations to `capture`; `rows`:
+        one neuron set per batch row, zeroed in that row only (every forward pass in the block must then have
+        exactly len(rows) rows)."""
         outer = _active.get()
-        zero = dict(outer.zero) if outer is not None and outer.hub is self else {}
+        mine = outer is not None and outer.hub is self
+        zero = dict(outer.zero) if mine else {}
         for key, idx in group_by_module(ablate, self.space).items():
             zero[key] = torch.unique(torch.cat([zero[key], idx])) if key in zero else idx
-        sink = capture if capture is not None else (outer.sink if outer is not None and outer.hub is self else None)
-        token = _active.set(_RequestState(self, zero, sink))
+        sink = capture if capture is not None else (outer.sink if mine else None)
+        if rows is not None and mine and outer.row_zero:
+            raise ValueError("per-row neuron sets cannot be nested")
+        row_zero = row_masks(rows, self.space) if rows is not None else (dict(outer.row_zero) if mine else {})
+        token = _active.set(_RequestState(self, zero, sink, row_zero))
         try:
             yield
         finally:
@@ -116,6 +146,10 @@ class NeuronHooks:
 
     def ablate(self, neurons: Iterable[NeuronId]):
         return self.request(ablate=neurons)
+
+    def ablate_rows(self, row_sets: Sequence[Iterable[NeuronId]]):
+        """Batch row i gets row_sets[i] zeroed, and only that (an empty set: the plain model)."""
+        return self.request(rows=row_sets)
 
     def capture(self, sink: CaptureSink):
         return self.request(capture=sink)

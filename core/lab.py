@@ -81,20 +81,50 @@ def fit_prompt(tokenizer, config, prompt: str, new_tokens: int) -> FittedPrompt:
     return FittedPrompt(prompt, count, tuple(notices))
 
 
+@dataclass(frozen=True)
+class LabRequest:
+    """One reading of a prompt: greedy continuation and next-token probabilities with `neurons` switched off
+    (none: the plain model)."""
+    prompt: str
+    neurons: tuple[NeuronId, ...] = ()
+    new_tokens: int = MAX_NEW_TOKENS
+
+    def checked(self) -> "LabRequest":
+        """The request with its prompt checked and its token count clamped; LabInputError when refused."""
+        if len(self.neurons) > MAX_ABLATED:
+            raise LabInputError(f"{len(self.neurons):,} neurons selected; the lab switches off at most "
+                                f"{MAX_ABLATED:,} at once.")
+        return LabRequest(check_prompt(self.prompt), tuple(self.neurons),
+                          max(1, min(int(self.new_tokens), MAX_NEW_TOKENS)))
+
+
+def read_prompts(lm, hooks: NeuronHooks, requests: Sequence[LabRequest]) -> list[PromptReadout]:
+    """Every request in one batch: one forward pass per decoding step for all of them, each row with only its
+    own neurons switched off (core.hooks' per-row sets)."""
+    requests = [r.checked() for r in requests]
+    if not requests:
+        return []
+    steps = max(r.new_tokens for r in requests)
+    with hooks.ablate_rows([r.neurons for r in requests]):
+        decoded = greedy_decode(lm.model, lm.tokenizer, [r.prompt for r in requests], steps,
+                                batch_size=len(requests), keep_first_probs=True)
+    readouts = []
+    for r, ids, probs in zip(requests, decoded.ids, decoded.first_probs):
+        ids = ids[: r.new_tokens]  # greedy: a shorter run is this run's prefix
+        readouts.append(PromptReadout(probs.numpy(), ids, lm.tokenizer.decode(ids, skip_special_tokens=True)))
+    return readouts
+
+
 def read_prompt(lm, prompt: str, new_tokens: int = MAX_NEW_TOKENS) -> PromptReadout:
-    prompt = check_prompt(prompt)
-    new_tokens = max(1, min(int(new_tokens), MAX_NEW_TOKENS))
-    decoded = greedy_decode(lm.model, lm.tokenizer, [prompt], new_tokens, keep_first_probs=True)
+    request = LabRequest(prompt, (), new_tokens).checked()
+    decoded = greedy_decode(lm.model, lm.tokenizer, [request.prompt], request.new_tokens, keep_first_probs=True)
     ids = decoded.ids[0]
     return PromptReadout(decoded.first_probs[0].numpy(), ids, lm.tokenizer.decode(ids, skip_special_tokens=True))
 
 
 def read_prompt_ablated(lm, hooks: NeuronHooks, prompt: str, neurons: Sequence[NeuronId],
                         new_tokens: int = MAX_NEW_TOKENS) -> PromptReadout:
-    if len(neurons) > MAX_ABLATED:
-        raise LabInputError(f"{len(neurons):,} neurons selected; the lab switches off at most {MAX_ABLATED:,} at once.")
-    with hooks.ablate(neurons):
-        return read_prompt(lm, prompt, new_tokens)
+    return read_prompts(lm, hooks, [LabRequest(prompt, tuple(neurons), new_tokens)])[0]
 
 
 def token_changes(baseline: list[int], ablated: list[int]) -> list[bool]:

@@ -152,14 +152,26 @@ def load_causal_lm(
     try:
         model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
     except Exception as exc:  # safetensors, torch and transformers each raise their own types for a bad file
+        _raise_if_out_of_memory(exc, directory, device, dtype)
         raise ModelLoadError(f"weights in {directory} could not be loaded: {exc}") from exc
     if device != "auto":
         try:
             model.to(device)
         except (RuntimeError, AssertionError) as exc:
+            del model
+            _raise_if_out_of_memory(exc, directory, device, dtype)
             raise ModelLoadError(f"cannot move the model to device {device!r}: {exc}") from exc
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, source=str(source), directory=directory)
+
+
+def _raise_if_out_of_memory(exc: Exception, directory: Path, device: str, dtype: str) -> None:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        raise ModelLoadError(
+            f"the model in {directory} does not fit on {device} in {dtype}: use --device auto (accelerate spreads "
+            "it over the GPUs, then CPU memory), a smaller --dtype, or a machine with more memory") from exc
 
 
 FULL_HASH_LIMIT = 256 << 20

@@ -7,9 +7,8 @@ from core.ablation_sets import ablation_set
 from core.metrics import critical_members, neuron_label
 from core.adapters import neuron_space_for
 from core.hooks import neuron_hooks
-from core.lab import (MAX_ABLATED, MAX_NEW_TOKENS, MAX_PROMPT_CHARS, TOP_TOKENS, LabInputError, compare_next_tokens,
-                      continuation_table, fit_prompt, max_prompt_tokens, read_prompt, read_prompt_ablated,
-                      relation_activity)
+from core.lab import (MAX_ABLATED, MAX_NEW_TOKENS, MAX_PROMPT_CHARS, TOP_TOKENS, LabInputError, LabRequest,
+                      compare_next_tokens, continuation_table, fit_prompt, max_prompt_tokens, relation_activity)
 from core.prompt_links import pick_prompt, PROMPT_KEYS, prompt_params
 from core.share_state import encode_list, format_neuron, parse_neuron_list, pick_int, pick_many, pick_neurons
 from ui.charts import CONDITION_COLORS, label_axis, row_step
@@ -19,15 +18,17 @@ from ui.state import ViewState
 
 run_name, store = start_page("Ablation lab")
 m = store.manifest
-lm = run_model(store)
-if lm is None:
+served = run_model(store)
+if served is None:
     st.stop()
+lm = served.lm
 space = neuron_space_for(lm.config, m.neurons["definition"])
 if space.total != store.total_neurons:
     notice(f"The model at {m.model['source']} has {space.total:,} neurons but the run was made for "
            f"{store.total_neurons:,}: the model does not match the run. Rerun precompute for this model.", "error")
     st.stop()
 hooks = neuron_hooks(lm.model, space)
+answer = served.scheduler(m.neurons["definition"])  # concurrent sessions' requests share one batch
 ident_lang = m.options.get("identification_language", "en")
 k_limit = min(store.total_neurons, MAX_ABLATED)
 
@@ -134,12 +135,12 @@ if showcase is not None and prompt == showcase.text:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def baseline_for(run: str, text: str, n_tokens: int):
-    return read_prompt(lm, text, new_tokens=n_tokens)
+    return answer(LabRequest(text, (), n_tokens).checked())
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def ablated_for(run: str, text: str, n_tokens: int, neuron_ids: tuple[int, ...]):
-    return read_prompt_ablated(lm, hooks, text, [space.neuron(i) for i in neuron_ids], new_tokens=n_tokens)
+    return answer(LabRequest(text, tuple(space.neuron(i) for i in neuron_ids), n_tokens).checked())
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

@@ -7,7 +7,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.paths import REPO_ROOT
-from core.loading import ModelLoadError, load_causal_lm
+from core.loading import ModelLoadError
+from core.placement import Placement, PlacementError, process_placement
 from core.manifest import ManifestError
 from core.runs import DEFAULT_RUN, discover_runs, model_path, runs_dir
 from core.share_state import pick_one
@@ -25,20 +26,22 @@ def store_for(run_path: str) -> RunStore:
     return RunStore(Path(run_path))
 
 
-SMALL_MODEL_PARAMETERS = 100_000_000
+@st.cache_resource
+def model_cache():
+    """One per server (core.serving.ModelCache): every session's lab reads the same loaded models. Imported
+    here, not at the top: the data pages never load torch."""
+    from core.serving import ModelCache
+
+    return ModelCache()
 
 
-@st.cache_resource(show_spinner="Loading the model of this run…")
-def model_for(source: str, fingerprint: str):
-    import torch
-
-    lm = load_causal_lm(model_path(source))
-    if sum(p.numel() for p in lm.model.parameters()) < SMALL_MODEL_PARAMETERS:
-        # Sessions run on threads of their own; for a small model on CPU, one intra-op thread per request is
-        # fastest (the demo model: 25 ms for 20 tokens, against 50-700 ms with 2 threads on a busy 2-core
-        # machine, where the threads wait for each other).
-        torch.set_num_threads(1)
-    return lm
+@st.cache_resource
+def server_placement() -> Placement | PlacementError:
+    """`--device`/`--dtype` (or the environment), read once per server; a bad value is kept to be shown."""
+    try:
+        return process_placement()
+    except PlacementError as exc:
+        return exc
 
 
 def choose_run() -> tuple[str, RunStore] | None:
@@ -65,6 +68,7 @@ def choose_run() -> tuple[str, RunStore] | None:
     with st.sidebar.expander("Run manifest", expanded=False):
         st.markdown(
             f"**model** `{m.model['source']}` ({m.model['model_type']}, {m.neurons['num_layers']} layers)  \n"
+            f"**facts** `{m.corpus.get('path', '?')}`, {len(m.corpus.get('relations', [])):,} relations  \n"
             f"**neurons** {m.neurons['total']:,} ({m.neurons['definition']})  \n"
             f"**k** {m.k:,} ({m.k / m.neurons['total']:.2%}); sweep {', '.join(f'{k:,}' for k in m.k_sweep)}  \n"
             f"**pooling** {m.options['pooling']}, negatives x{m.options['negatives_ratio']:g}, seed {m.options['seed']}  \n"
@@ -80,17 +84,35 @@ def choose_run() -> tuple[str, RunStore] | None:
 
 
 def run_model(store: RunStore):
-    """The run's model for the lab, or None with a visible reason."""
+    """The run's core.serving.ServedModel for the lab, loaded where the server's placement says, or None with a
+    visible reason."""
+    from core.serving import load_served, weights_bytes
+
     m = store.manifest
     if m.synthetic:
         st.info("This run is synthetic: its numbers were drawn to load-test the explorer, and no model belongs to "
                 "it. Pick a run made by `python -m precompute run` to use the lab.", icon=":material/science:")
         return None
+    placement = server_placement()
+    if isinstance(placement, PlacementError):
+        notice(f"The app's model placement is not usable: {placement}", "error")
+        return None
+    cache = model_cache()
+    key = (m.model["source"], m.model["fingerprint"], placement)
     try:
-        return model_for(m.model["source"], m.model["fingerprint"])
+        served = cache.loaded(key)
+        if served is None:
+            path = model_path(m.model["source"])
+            size = weights_bytes(path)
+            with st.spinner(f"Loading the model of this run ({size / 2**20:,.0f} MiB of weights) on "
+                            f"{placement.device} in {placement.dtype}…"):
+                served = cache.get(key, size, lambda: load_served(path, placement))
     except ModelLoadError as exc:
         notice(f"The model of this run could not be loaded: {exc}", "error")
         return None
+    st.sidebar.caption(f"Model on {served.where} in {placement.dtype} ({placement.chosen_by}): "
+                       f"{served.memory_bytes / 2**20:,.0f} MiB")
+    return served
 
 
 def _leave_legacy_multipage_mode() -> None:
