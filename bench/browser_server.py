@@ -22,18 +22,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(extra_env: dict | None = None, timeout: float = 90):
-    with streamlit_script_server(ROOT / "app.py", extra_env, timeout) as url:
+def streamlit_server(extra_env: dict | None = None, timeout: float = 90, args: list[str] | None = None):
+    """`streamlit run app.py [-- args]`."""
+    with streamlit_script_server(ROOT / "app.py", extra_env, timeout, args) as url:
         yield url
 
 
 @contextlib.contextmanager
-def streamlit_script_server(script: Path, extra_env: dict | None = None, timeout: float = 90):
+def streamlit_script_server(script: Path, extra_env: dict | None = None, timeout: float = 90,
+                            args: list[str] | None = None):
     """`streamlit run script` (any script, run from the repository root); yields its address once healthy."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+           "--server.fileWatcherType", "none"] + (["--", *args] if args else [])
     env = {**os.environ, **(extra_env or {})}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

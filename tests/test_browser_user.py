@@ -25,7 +25,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def browser():
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with streamlit_server() as url, playwright.sync_playwright() as p:
+    # the app's own arguments, as a user passes them: the lab test checks the sidebar names the dtype asked for
+    with streamlit_server(args=["--dtype", "float32"]) as url, playwright.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield url, chromium
@@ -265,6 +266,7 @@ def test_lab_off_on_off_and_every_control(page):
                            timeout=120_000)
     baseline = page.locator('[data-testid="stCode"]').nth(0).inner_text().strip()
     assert answer_off(page) == baseline and "0 neurons off" in main_text(page)
+    assert "Model on cpu in float32 (argument)" in page.locator('[data-testid="stSidebar"]').inner_text()
     add_option(page, "Switch off the top-k neurons of", "person_mother")
     assert query(page)["off"] == "person_mother" and "108 neurons off" in main_text(page)
     switched_off = answer_off(page)
