@@ -45,8 +45,10 @@ def group_by_module(neurons: Iterable[NeuronId], space: NeuronSpace) -> dict[tup
     return {key: torch.tensor(sorted(set(idx)), dtype=torch.long) for key, idx in grouped.items()}
 
 
-def row_masks(row_sets: Sequence[Iterable[NeuronId]], space: NeuronSpace) -> dict[tuple[int, str], torch.Tensor]:
-    """Per module touched by any row: a [rows, neurons] bool mask, True where that row zeroes the neuron."""
+def row_masks(row_sets: Sequence[Iterable[NeuronId]], space: NeuronSpace,
+              device: torch.device | str = "cpu") -> dict[tuple[int, str], torch.Tensor]:
+    """Per module touched by any row: a [rows, neurons] bool mask, True where that row zeroes the neuron, built
+    once per request on `device` (the model's), not copied at every forward pass."""
     sizes = {spec.name: spec.size for spec in space.modules}
     masks: dict[tuple[int, str], torch.Tensor] = {}
     for row, neurons in enumerate(row_sets):
@@ -54,7 +56,7 @@ def row_masks(row_sets: Sequence[Iterable[NeuronId]], space: NeuronSpace) -> dic
             if key not in masks:
                 masks[key] = torch.zeros((len(row_sets), sizes[key[1]]), dtype=torch.bool)
             masks[key][row, idx] = True
-    return masks
+    return {key: mask.to(device) for key, mask in masks.items()}
 
 
 class NeuronHooks:
@@ -137,7 +139,10 @@ class NeuronHooks:
         sink = capture if capture is not None else (outer.sink if mine else None)
         if rows is not None and mine and outer.row_zero:
             raise ValueError("per-row neuron sets cannot be nested")
-        row_zero = row_masks(rows, self.space) if rows is not None else (dict(outer.row_zero) if mine else {})
+        if rows is not None:
+            row_zero = row_masks(rows, self.space, next(self.model.parameters()).device)
+        else:
+            row_zero = dict(outer.row_zero) if mine else {}
         token = _active.set(_RequestState(self, zero, sink, row_zero))
         try:
             yield

@@ -1,4 +1,5 @@
 """The scale benchmarks run end to end at toy sizes (their figures come from running them at full size)."""
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,29 @@ def test_gpu_benchmark_runs_on_cpu_with_a_small_shape():
                      "--prompts", "64", "--score-prompts", "200", "--batch", "32", "--ablate", "50", "--new-tokens", "4")
     assert "RANDOM WEIGHTS" in out and "capture:" in out and "scoring:" in out
     assert out.count("generation, batch") == 2
+    assert out.count("lab, ") == 4 and "lab check:" in out  # no flags: every section, the lab's users 1, 8, 32
+
+
+def test_gpu_benchmark_lab_path_alone():
+    """--only lab: one request's latency, batched vs one-by-one throughput per user count, and the check that the
+    batched answers equal the one-by-one answers."""
+    out = run_script("-m", "bench.gpu_7b", "--shape", "small", "--device", "cpu", "--dtype", "float32",
+                     "--only", "lab", "--users", "1,4", "--ablate", "50", "--new-tokens", "4", "--prompt-tokens", "12")
+    assert "RANDOM WEIGHTS" in out
+    assert "capture:" not in out and "scoring:" not in out and "generation, batch" not in out
+    assert re.search(r"^lab, one request \(12-token prompt, 4 new tokens, 50 neurons off\): \d+ ms alone .*"
+                     r"\d+ ms through the scheduler", out, re.M), out
+    for users in (1, 4):
+        line = re.search(rf"^lab, {users} users? x (\d+) requests .*: batched ([\d.,]+) requests/s "
+                         r"\(mean batch ([\d.]+)\), one by one ([\d.,]+) requests/s: ([\d.]+)x", out, re.M)
+        assert line, out
+        batched, one_by_one, ratio = (float(line[i].replace(",", "")) for i in (2, 4, 5))
+        assert batched > 0 and one_by_one > 0
+        assert abs(ratio - batched / one_by_one) <= 0.01 + 0.01 * ratio
+        assert 1 <= float(line[3]) <= users
+    check = re.search(r"^lab check: (\d+) requests \((\d+) with neurons off, (\d+) plain\), batched vs one by "
+                      r"one: continuations and top-10 next tokens identical", out, re.M)
+    assert check and int(check[2]) >= 1 and int(check[3]) >= 1, out
 
 
 def test_memory_benchmark_runs_at_a_small_size(tmp_path):
