@@ -1,17 +1,21 @@
-"""The live lab: one prompt read by the model with and without an ablation, and its per-relation activity."""
+"""The live lab: one prompt read by the model with and without an ablation, and its per-relation activity.
+
+torch is imported where a model runs, not here: the lab page draws its controls from these limits before
+the model (and torch) has loaded.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 
-from core.capture import capture_pooled
-from core.generation import greedy_decode
-from core.hooks import NeuronHooks
 from core.neurons import NeuronId
 from core.prompt_links import MAX_PROMPT_CHARS
+
+if TYPE_CHECKING:
+    from core.hooks import NeuronHooks
 
 MAX_NEW_TOKENS = 20
 MAX_ABLATED = 50_000
@@ -101,6 +105,8 @@ class LabRequest:
 def read_prompts(lm, hooks: NeuronHooks, requests: Sequence[LabRequest]) -> list[PromptReadout]:
     """Every request in one batch: one forward pass per decoding step for all of them, each row with only its
     own neurons switched off (core.hooks' per-row sets)."""
+    from core.generation import greedy_decode
+
     requests = [r.checked() for r in requests]
     if not requests:
         return []
@@ -116,6 +122,8 @@ def read_prompts(lm, hooks: NeuronHooks, requests: Sequence[LabRequest]) -> list
 
 
 def read_prompt(lm, prompt: str, new_tokens: int = MAX_NEW_TOKENS) -> PromptReadout:
+    from core.generation import greedy_decode
+
     request = LabRequest(prompt, (), new_tokens).checked()
     decoded = greedy_decode(lm.model, lm.tokenizer, [request.prompt], request.new_tokens, keep_first_probs=True)
     ids = decoded.ids[0]
@@ -174,6 +182,8 @@ def relation_activity(hooks: NeuronHooks, tokenizer, prompt: str, tops: dict[str
                       pooling: str = "mean") -> pd.DataFrame:
     """Per relation: how this prompt drives the relation's top-k neurons, scaled so that the identification
     negatives' mean is 0 and the positives' mean is 1 (averaged over the neurons)."""
+    from core.capture import capture_pooled
+
     acts = capture_pooled(hooks, tokenizer, [check_prompt(prompt)], pooling)[0]
     rows = []
     for rel, top in tops.items():

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import core  # noqa: F401  (switches the hub to offline mode before transformers loads)
@@ -88,6 +89,16 @@ def weight_files(directory: Path) -> list[Path]:
     others = sorted(p.name for p in directory.glob("*.bin")) + sorted(p.name for p in directory.glob("*.pt*"))
     hint = f" (found {', '.join(others)}: only safetensors weights are loaded, never pickles)" if others else ""
     raise ModelLoadError(f"{directory} has no model.safetensors or model.safetensors.index.json{hint}")
+
+
+def config_fields(source: str | Path) -> SimpleNamespace:
+    """config.json's fields as attributes, read as plain JSON (transformers is not imported): what a page shows
+    before the model itself has loaded. ModelLoadError when there is no readable config."""
+    path = resolve_model_dir(source) / "config.json"
+    try:
+        return SimpleNamespace(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelLoadError(f"{path} could not be read ({exc})") from exc
 
 
 def load_config(directory: Path):

@@ -6,7 +6,9 @@ import pandas as pd
 from core.ablation_sets import ablation_set
 from core.metrics import critical_members, neuron_label
 from core.adapters import neuron_space_for
-from core.hooks import neuron_hooks
+from core.loading import ModelLoadError, config_fields
+from core.manifest import neuron_space
+from core.runs import model_path
 from core.lab import (MAX_ABLATED, MAX_NEW_TOKENS, MAX_PROMPT_CHARS, TOP_TOKENS, LabInputError, LabRequest,
                       compare_next_tokens, continuation_table, fit_prompt, max_prompt_tokens, relation_activity)
 from core.prompt_links import pick_prompt, PROMPT_KEYS, prompt_params
@@ -18,17 +20,16 @@ from ui.state import ViewState
 
 run_name, store = start_page("Ablation lab")
 m = store.manifest
-served = run_model(store)
-if served is None:
+if m.synthetic:
+    run_model(store)  # says why a synthetic run has no lab
     st.stop()
-lm = served.lm
-space = neuron_space_for(lm.config, m.neurons["definition"])
-if space.total != store.total_neurons:
-    notice(f"The model at {m.model['source']} has {space.total:,} neurons but the run was made for "
-           f"{store.total_neurons:,}: the model does not match the run. Rerun precompute for this model.", "error")
-    st.stop()
-hooks = neuron_hooks(lm.model, space)
-answer = served.scheduler(m.neurons["definition"])  # concurrent sessions' requests share one batch
+# The controls and the run's precomputed parts come from the manifest and the store, so they are drawn at once;
+# the model (and torch) load below them, behind a spinner.
+space = neuron_space(m)
+try:
+    positions_label = f"the model reads up to {max_prompt_tokens(config_fields(model_path(m.model['source'])), 0):,} tokens"
+except ModelLoadError:
+    positions_label = "as many tokens as the model's positions allow"
 ident_lang = m.options.get("identification_language", "en")
 k_limit = min(store.total_neurons, MAX_ABLATED)
 
@@ -74,8 +75,7 @@ if examples is not None and len(examples):
         placeholder="Pick an example prompt…",
         format_func=lambda i: (f"{examples.relation.iloc[i]} · {examples.text.iloc[i]} → {examples.gold.iloc[i]}"
                                + ("  ✗" if examples.flips.iloc[i] else "")))
-prompt = st.text_area(f"Prompt (the model reads up to {max_prompt_tokens(lm.config, 0):,} tokens, new ones "
-                      "included)", key=prompt_key, height=80)
+prompt = st.text_area(f"Prompt ({positions_label}, new ones included)", key=prompt_key, height=80)
 c1, c2, c3 = st.columns([4, 2, 2])
 rels = c1.multiselect("Switch off the top-k neurons of", store.relations, key=off_key)
 k = c2.number_input(f"k per relation (≤ {k_limit:,})", 1, k_limit, step=1,
@@ -131,6 +131,21 @@ if showcase is not None and prompt == showcase.text:
               f"This example is a {showcase.relation} fact: switch off {showcase.relation}'s top-{int(k):,} and "
               "watch its answer change", icon=":material/power_settings_new:", on_click=switch_off,
               args=(showcase.relation,), disabled=is_off, key="lab.showcase")
+
+
+served = run_model(store)
+if served is None:
+    st.stop()
+lm = served.lm
+model_space = neuron_space_for(lm.config, m.neurons["definition"])
+if model_space.total != store.total_neurons:
+    notice(f"The model at {m.model['source']} has {model_space.total:,} neurons but the run was made for "
+           f"{store.total_neurons:,}: the model does not match the run. Rerun precompute for this model.", "error")
+    st.stop()
+from core.hooks import neuron_hooks  # noqa: E402 (torch: only once the page has drawn its controls)
+
+hooks = neuron_hooks(lm.model, model_space)
+answer = served.scheduler(m.neurons["definition"])  # concurrent sessions' requests share one batch
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
