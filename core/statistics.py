@@ -19,7 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
+
+
+class _LazyStats:
+    """scipy.stats, imported at first use: it takes most of a second, and pages that draw no statistic (the
+    overview, the layers) should not wait for it on a fresh server's first render."""
+
+    def __getattr__(self, name: str):
+        from scipy import stats as scipy_stats
+
+        return getattr(scipy_stats, name)
+
+
+stats = _LazyStats()
 
 ArrayLike = Any  # anything np.asarray accepts: list, tuple, ndarray, pandas Series
 
