@@ -5,6 +5,10 @@ neurons in float32), read through core.mapped.NpyColumns. Each chunk of columns 
 every relation: AP, the positives' mean and median, the negatives' mean, and
 the prompts where each neuron is highest. Memory is one chunk plus the results
 (a few numbers per neuron), set by `memory_budget`.
+
+AP: every relation's identification set draws from the same captured rows, so each neuron's values over the
+pooled rows (the union of the sets) are sorted once and every relation is counted along that one order
+(core.scoring.PooledSets), instead of sorting each relation's positives and negatives again.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import numpy as np
 import torch
 
 from core.mapped import NpyColumns, column_block
-from core.scoring import average_precision
+from core.scoring import PooledSets
 
 STATISTICS = ("ap", "sign", "mean_pos", "median_pos", "mean_neg")
 MAX_CHUNK = 65536
@@ -37,9 +41,26 @@ class StreamScores:
 
 
 def chunk_columns(rows: int, memory_budget: int) -> int:
-    """Columns per chunk: the block, its sorted copies and a relation's subset stay within the budget."""
+    """Columns per chunk so that four float32 copies of a column stay within the budget: the block, its pooled
+    rows (a copy only when some rows are in no set), one relation's subset and its median's scratch. The
+    pooled AP works in parts of a few neurons whose working memory is fixed (core.scoring.CPU_PART_BYTES per
+    thread; on a GPU, DEVICE_PART_BYTES there), not a multiple of the chunk."""
     per_column = max(1, rows) * 4 * 4
     return int(min(MAX_CHUNK, max(MIN_CHUNK, memory_budget // per_column)))
+
+
+def pooled_sets(sets: dict[str, LabelledRows]) -> tuple[np.ndarray, PooledSets]:
+    """The rows any set uses (sorted) and the sets laid out over them, in the order of `sets`."""
+    pool = np.unique(np.concatenate([np.asarray(s.rows, dtype=np.int64).reshape(-1) for s in sets.values()]))
+    return pool, PooledSets([(np.searchsorted(pool, s.rows), s.positive) for s in sets.values()], len(pool))
+
+
+def pooled_ap(block: np.ndarray, pool: np.ndarray, layout: PooledSets, device: str, negated: bool
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+    """AP of every set for every column of the block ([sets, columns]), and with `negated` the AP of -block."""
+    values = block if len(pool) == block.shape[0] else block[pool]  # pool is sorted and unique: all rows, in order
+    ap, reverse = layout.average_precision(torch.from_numpy(values).to(device), negated=negated)
+    return ap.cpu().numpy(), None if reverse is None else reverse.cpu().numpy()
 
 
 def top_rows(block: np.ndarray, places: int) -> np.ndarray:
@@ -91,20 +112,22 @@ def score_stream(
     out = StreamScores({rel: {k: np.empty(n) for k in STATISTICS} for rel in sets},
                        np.empty((n, places), dtype=np.int32), np.empty((n, places), dtype=np.float32))
     step = chunk_columns(rows, memory_budget)
+    pool, layout = pooled_sets(sets) if sets else (None, None)
     for lo in range(0, n, step):
         hi = min(lo + step, n)
         block = column_block(acts, lo, hi)
         best = top_rows(block, places)
         out.top_prompt[lo:hi] = prompt_ids[best]
         out.top_value[lo:hi] = np.take_along_axis(block.T, best, axis=1)
-        for rel, s in sets.items():
+        if sets:
+            ap_all, reverse_all = pooled_ap(block, pool, layout, device, either_direction)
+        for i, (rel, s) in enumerate(sets.items()):
             x, labels = block[s.rows], s.positive
             r = out.stats[rel]
-            values, flags = torch.from_numpy(x).to(device), torch.from_numpy(labels).to(device)
-            ap = average_precision(values, flags).cpu().numpy()
+            ap = ap_all[i]
             sign = np.ones_like(ap)
             if either_direction:
-                reverse = average_precision(-values, flags).cpu().numpy()
+                reverse = reverse_all[i]
                 lower = reverse > ap  # ties keep the paper's side
                 ap, sign = np.where(lower, reverse, ap), np.where(lower, -1.0, 1.0)
             r["ap"][lo:hi], r["sign"][lo:hi] = ap, sign
@@ -123,14 +146,15 @@ def ap_stream(acts: np.ndarray | NpyColumns, sets: dict[str, LabelledRows], memo
     fraction of score_stream's work (no medians, no top prompts)."""
     rows, n = acts.shape
     out = {name: np.empty(n) for name in sets}
+    if not sets:
+        return out
     step = chunk_columns(rows, memory_budget)
+    pool, layout = pooled_sets(sets)
     for lo in range(0, n, step):
         hi = min(lo + step, n)
-        block = column_block(acts, lo, hi)
-        for name, s in sets.items():
-            values, flags = torch.from_numpy(block[s.rows]).to(device), torch.tensor(s.positive, device=device)
-            ap = average_precision(values, flags)
-            if either_direction:
-                ap = torch.maximum(ap, average_precision(-values, flags))
-            out[name][lo:hi] = ap.cpu().numpy()
+        ap, reverse = pooled_ap(column_block(acts, lo, hi), pool, layout, device, either_direction)
+        if reverse is not None:
+            ap = np.maximum(ap, reverse)
+        for i, name in enumerate(sets):
+            out[name][lo:hi] = ap[i]
     return out
