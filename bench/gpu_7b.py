@@ -179,7 +179,7 @@ def bench_lab(args, lm, hooks, space, rng: np.random.Generator) -> None:
                 seconds["one by one"].append(took)
             rate = {mode: len(requests) / statistics.median(s) for mode, s in seconds.items()}
             print(f"lab, {users} user{'s' if users > 1 else ''} x {args.requests_per_user} requests "
-                  f"({args.ablate:,} or 0 neurons off each): "
+                  f"({min(args.ablate, space.total):,} or 0 neurons off each): "
                   f"batched {rate['batched']:,.1f} requests/s (mean batch {statistics.mean(sizes):.1f}), "
                   f"one by one {rate['one by one']:,.1f} requests/s: {rate['batched'] / rate['one by one']:.2f}x "
                   f"(median of {args.lab_repeats})")
