@@ -18,10 +18,12 @@ def run_script(*args: str) -> str:
 
 def test_gpu_benchmark_runs_on_cpu_with_a_small_shape():
     out = run_script("-m", "bench.gpu_7b", "--shape", "small", "--device", "cpu", "--dtype", "float32",
-                     "--prompts", "64", "--score-prompts", "200", "--batch", "32", "--ablate", "50", "--new-tokens", "4")
+                     "--prompts", "64", "--score-prompts", "200", "--batch", "32", "--ablate", "50", "--new-tokens", "4",
+                     "--users", "2", "--requests-per-user", "1", "--lab-repeats", "1", "--check", "2")
     assert "RANDOM WEIGHTS" in out and "capture:" in out and "scoring:" in out
+    assert "one batch, the same prompts, median of 5" in out
     assert out.count("generation, batch") == 2
-    assert out.count("lab, ") == 4 and "lab check:" in out  # no flags: every section, the lab's users 1, 8, 32
+    assert out.count("lab, ") == 2 and "lab check:" in out  # no --only: every section, the lab too
 
 
 def test_gpu_benchmark_lab_path_alone():
@@ -60,3 +62,11 @@ def test_browser_benchmark_times_a_lab_toggle():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     out = run_script("-m", "bench.browser_speed", "--pages", "lab", "--cycles", "1", "--no-reference")
     assert "first switch-off (cold)" in out and "warm switch-on" in out and "target < 1 s" in out
+
+
+def test_capture_overhead_benchmark_compares_with_a_model_without_hooks():
+    out = run_script("-m", "bench.capture_overhead", "--prompts", "64", "--batch-size", "32", "--repeats", "1",
+                     "--threads", "1")
+    assert "plain forward (a model with no hooks)" in out
+    ratio = float(re.search(r"overhead ratio:\s+([\d.]+)x", out).group(1))
+    assert 0.2 < ratio < 20, out  # a real ratio of two timings, not a placeholder

@@ -239,7 +239,9 @@ def test_relation_activity_is_0_at_the_negatives_mean_and_1_at_the_positives_mea
         seen.update(texts=texts, pooling=pooling)
         return acts[None, :]
 
-    monkeypatch.setattr(lab, "capture_pooled", fake_capture)
+    import core.capture
+
+    monkeypatch.setattr(core.capture, "capture_pooled", fake_capture)  # core.lab imports it where it runs
     tops = {
         # neuron 0: (2 - 0) / (4 - 0) = 0.5; neuron 1: (1 - 1) / (3 - 1) = 0: mean 0.25
         "half": pd.DataFrame({"neuron": [0, 1], "mean_pos": [4.0, 3.0], "mean_neg": [0.0, 1.0]}),
