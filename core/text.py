@@ -8,7 +8,9 @@ import re
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 # The front end links bare URLs, e-mail addresses and www. names in the text that Markdown leaves, escapes or
 # not; an invisible zero-width space after the scheme, the "www" or the "@" keeps them plain text.
-_AUTOLINK = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*(?=:)|\bwww(?=\.)|@)")
+# "www" is tried first: a name such as "www.:" is also a scheme-like word, and breaking it only before the colon
+# would leave "www." whole.
+_AUTOLINK = re.compile(r"(?i)(\bwww(?=\.)|\b[a-z][a-z0-9+.-]*(?=:)|@)")
 _ZERO_WIDTH_SPACE = "\u200b"
 
 

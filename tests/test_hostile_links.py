@@ -56,6 +56,8 @@ def test_random_links_only_give_notices(page, query):
     ("lab", {"add": "![](http://127.0.0.2/x)", "off": "[x](http://127.0.0.2/)"}),
     ("neuron", {"neuron": "![](http://127.0.0.2/x)"}),
     ("effects", {"tab": "[t](http://127.0.0.2/)"}),
+    ("lab", {"run": "WWW.:"}),  # found by the property test above: "www." that is also a scheme-like word
+    ("overview", {"run": "https://www.example.com"}),
 ])
 def test_markdown_in_a_link_is_shown_as_text(page, query):
     at = run_page(page, query)
