@@ -62,6 +62,9 @@ def test_browser_benchmark_times_a_lab_toggle():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     out = run_script("-m", "bench.browser_speed", "--pages", "lab", "--cycles", "1", "--no-reference")
     assert "first switch-off (cold)" in out and "warm switch-on" in out and "target < 1 s" in out
+    controls = float(re.search(r"^lab: controls drawn\s+([\d.]+)", out, re.M).group(1))
+    chart = float(re.search(r"^lab: first chart \(model\)\s+([\d.]+)", out, re.M).group(1))
+    assert 0 < controls <= chart, out  # the controls come first, the model's chart after
 
 
 def test_capture_overhead_benchmark_compares_with_a_model_without_hooks():
