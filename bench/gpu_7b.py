@@ -169,12 +169,12 @@ def bench_lab(args, lm, hooks, space, rng: np.random.Generator) -> None:
                 serve_users(max(args.users), 1, [request(i) for i in range(max(args.users))], scheduler)
                 warmed = True
             seconds = {"batched": [], "one by one": []}
-            sizes: list[int] = []
+            sizes: list[float] = []  # mean batch size per repeat
             for _ in range(args.lab_repeats):
-                before = len(scheduler.batches)
+                batches, answered = scheduler.answered_batches, scheduler.answered_requests
                 took, last["batched"] = serve_users(users, args.requests_per_user, requests, scheduler)
                 seconds["batched"].append(took)
-                sizes.extend(scheduler.batches[before:])
+                sizes.append((scheduler.answered_requests - answered) / (scheduler.answered_batches - batches))
                 took, last["one by one"] = serve_users(users, args.requests_per_user, requests, one_by_one)
                 seconds["one by one"].append(took)
             rate = {mode: len(requests) / statistics.median(s) for mode, s in seconds.items()}

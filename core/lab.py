@@ -102,32 +102,34 @@ class LabRequest:
                           max(1, min(int(self.new_tokens), MAX_NEW_TOKENS)))
 
 
-def read_prompts(lm, hooks: NeuronHooks, requests: Sequence[LabRequest]) -> list[PromptReadout]:
-    """Every request in one batch: one forward pass per decoding step for all of them, each row with only its
-    own neurons switched off (core.hooks' per-row sets)."""
+def _readouts(lm, requests: Sequence[LabRequest]) -> list[PromptReadout]:
+    """Checked requests decoded in one batch, each cut to its own token count (greedy: a shorter run is the
+    longer run's prefix)."""
     from core.generation import greedy_decode
 
-    requests = [r.checked() for r in requests]
-    if not requests:
-        return []
     steps = max(r.new_tokens for r in requests)
-    with hooks.ablate_rows([r.neurons for r in requests]):
-        decoded = greedy_decode(lm.model, lm.tokenizer, [r.prompt for r in requests], steps,
-                                batch_size=len(requests), keep_first_probs=True)
+    decoded = greedy_decode(lm.model, lm.tokenizer, [r.prompt for r in requests], steps,
+                            batch_size=len(requests), keep_first_probs=True)
     readouts = []
     for r, ids, probs in zip(requests, decoded.ids, decoded.first_probs):
-        ids = ids[: r.new_tokens]  # greedy: a shorter run is this run's prefix
+        ids = ids[: r.new_tokens]
         readouts.append(PromptReadout(probs.numpy(), ids, lm.tokenizer.decode(ids, skip_special_tokens=True)))
     return readouts
 
 
-def read_prompt(lm, prompt: str, new_tokens: int = MAX_NEW_TOKENS) -> PromptReadout:
-    from core.generation import greedy_decode
+def read_prompts(lm, hooks: NeuronHooks, requests: Sequence[LabRequest]) -> list[PromptReadout]:
+    """Every request in one batch: one forward pass per decoding step for all of them, each row with only its
+    own neurons switched off (core.hooks' per-row sets)."""
+    requests = [r.checked() for r in requests]
+    if not requests:
+        return []
+    with hooks.ablate_rows([r.neurons for r in requests]):
+        return _readouts(lm, requests)
 
-    request = LabRequest(prompt, (), new_tokens).checked()
-    decoded = greedy_decode(lm.model, lm.tokenizer, [request.prompt], request.new_tokens, keep_first_probs=True)
-    ids = decoded.ids[0]
-    return PromptReadout(decoded.first_probs[0].numpy(), ids, lm.tokenizer.decode(ids, skip_special_tokens=True))
+
+def read_prompt(lm, prompt: str, new_tokens: int = MAX_NEW_TOKENS) -> PromptReadout:
+    """The plain model's reading (no hooks needed)."""
+    return _readouts(lm, [LabRequest(prompt, (), new_tokens).checked()])[0]
 
 
 def read_prompt_ablated(lm, hooks: NeuronHooks, prompt: str, neurons: Sequence[NeuronId],

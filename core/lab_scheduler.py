@@ -8,6 +8,7 @@ fails fails only itself.
 from __future__ import annotations
 
 import queue
+from collections import deque
 import threading
 import time
 from concurrent.futures import Future
@@ -31,7 +32,9 @@ class LabScheduler(Generic[Request, Result]):
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._name = name
-        self.batches: list[int] = []  # sizes of the batches answered, for tests and benchmarks
+        # sizes of the latest batches (bounded: the server runs for weeks) and running totals, for tests and benches
+        self.batches: deque[int] = deque(maxlen=1024)
+        self.answered_batches = self.answered_requests = 0
 
     def submit(self, request: Request) -> Future:
         future: Future = Future()
@@ -83,6 +86,8 @@ class LabScheduler(Generic[Request, Result]):
         if not live:
             return
         self.batches.append(len(live))
+        self.answered_batches += 1
+        self.answered_requests += len(live)
         try:
             results = self._answered([request for request, _ in live])
         except BaseException as exc:  # noqa: BLE001 (handed to the waiting callers, never lost)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Hashable
 
@@ -41,12 +42,12 @@ class ServedModel:
                 scheduler.close()
             self._schedulers.clear()
 
-    @property
+    @cached_property
     def memory_bytes(self) -> int:
         model = self.lm.model
         return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
 
-    @property
+    @cached_property
     def where(self) -> str:
         """The devices holding the weights: one, or accelerate's map summarised."""
         devices = sorted({str(p.device) for p in self.lm.model.parameters()})

@@ -26,10 +26,18 @@ if m.synthetic:
 # The controls and the run's precomputed parts come from the manifest and the store, so they are drawn at once;
 # the model (and torch) load below them, behind a spinner.
 space = neuron_space(m)
-try:
-    positions_label = f"the model reads up to {max_prompt_tokens(config_fields(model_path(m.model['source'])), 0):,} tokens"
-except ModelLoadError:
-    positions_label = "as many tokens as the model's positions allow"
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def positions_label_for(source: str, fingerprint: str) -> str:
+    """Read from config.json once per model, not at every rerun of the page."""
+    try:
+        return f"the model reads up to {max_prompt_tokens(config_fields(model_path(source)), 0):,} tokens"
+    except ModelLoadError:
+        return "as many tokens as the model's positions allow"
+
+
+positions_label = positions_label_for(m.model["source"], m.model["fingerprint"])
 ident_lang = m.options.get("identification_language", "en")
 k_limit = min(store.total_neurons, MAX_ABLATED)
 

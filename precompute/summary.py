@@ -107,7 +107,7 @@ def target_checks(f: Findings) -> list[Target]:
     relations = len(t)
     needed = math.ceil(MIN_BEATS_WORST_SHARE * relations - 1e-9)
     beats = int(t.beats_worst_random.sum())
-    ratio = t.own_first_lp_drop.mean() / max(t.random_first_lp_drop.mean(), 1e-12)
+    ratio = _times(t.own_first_lp_drop.mean(), t.random_first_lp_drop.mean())
     return [
         Target("mean own drop", f">= {MIN_MEAN_OWN_DROP:g}p", f"{t.own_drop.mean():.1f}p",
                t.own_drop.mean() >= MIN_MEAN_OWN_DROP),
@@ -116,6 +116,11 @@ def target_checks(f: Findings) -> list[Target]:
         Target("log-probability drop over random (mean over sets)", f">= {MIN_LOGPROB_RATIO:g}x", f"{ratio:.1f}x",
                ratio >= MIN_LOGPROB_RATIO),
     ]
+
+
+def _times(own: float, random: float) -> float:
+    """How many times the random sets' log-probability drop the own top-k's is (the README's and the targets')."""
+    return own / max(random, 1e-12)
 
 
 def _targets_text(f: Findings) -> str:
@@ -204,11 +209,11 @@ def markdown_summary(run_dir: Path, language: str = "en") -> str:
     rnd_lp_median = t.random_first_lp_drop_median.mean()
     lines.append(
         f"- **Gold object's first-token log-probability**: own top-k off lowers it by {own_lp:.3f} nats on average; "
-        f"random sets by {rnd_lp:.4f} nats (mean over sets; **{own_lp / max(rnd_lp, 1e-12):.0f}x**), or "
+        f"random sets by {rnd_lp:.4f} nats (mean over sets; **{_times(own_lp, rnd_lp):.0f}x**), or "
         f"{rnd_lp_median:.4f} nats taking each relation's median set "
-        f"(**{own_lp / max(rnd_lp_median, 1e-12):.0f}x**)"
+        f"(**{_times(own_lp, rnd_lp_median):.0f}x**)"
         + (f"; random sets without critical neurons {f.noncritical.random_first_lp_drop.mean():.4f} nats "
-           f"(**{own_lp / max(f.noncritical.random_first_lp_drop.mean(), 1e-12):.0f}x**)" if len(f.noncritical) else "")
+           f"(**{_times(own_lp, f.noncritical.random_first_lp_drop.mean()):.0f}x**)" if len(f.noncritical) else "")
         + ".")
     c, cells = f.cross, f.cross_cells
     lines.append(
