@@ -1,4 +1,5 @@
-"""Relation Neuron Explorer: Streamlit entry point. `streamlit run app.py [-- --runs-dir DIR]`."""
+"""Relation Neuron Explorer: the Streamlit script. `streamlit run server.py [-- --runs-dir DIR]` serves it (so does
+`streamlit run app.py`, without the server's own answer to unknown paths, ui/unknown_paths.py)."""
 import argparse
 import re
 import sys
@@ -7,6 +8,7 @@ from urllib.parse import urlparse
 import streamlit as st
 
 from core.text import escape_markdown
+from ui.page_index import HOME, PAGE_PATHS, PAGES
 
 UNKNOWN_PATH = re.compile(r"[A-Za-z0-9_-]{1,64}")  # one path segment; a nested path never reaches the script
 
@@ -43,17 +45,9 @@ def _open_overview() -> None:
     st.switch_page(pages[0], query_params=st.query_params.to_dict())
 
 
-pages = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview"),
-    st.Page("pages/overlap.py", title="Overlap", icon=":material/grid_on:", url_path="overlap"),
-    st.Page("pages/layers.py", title="Layers", icon=":material/bar_chart:", url_path="layers"),
-    st.Page("pages/neuron.py", title="Neuron", icon=":material/biotech:", url_path="neuron"),
-    st.Page("pages/effects.py", title="Effects", icon=":material/trending_down:", url_path="effects"),
-    st.Page("pages/lab.py", title="Lab", icon=":material/science:", url_path="lab"),
-]
-PAGE_PATHS = {"overview", "overlap", "layers", "neuron", "effects", "lab"}  # the url_path of each page above
+pages = [st.Page(p.file, title=p.title, icon=p.icon, url_path=p.url_path) for p in PAGES]
 requested = _requested_path()
-pages.append(st.Page(_open_overview, title="Relation Neuron Explorer", url_path="home", default=True,
+pages.append(st.Page(_open_overview, title="Relation Neuron Explorer", url_path=HOME, default=True,
                      visibility="hidden"))
 if requested not in PAGE_PATHS and UNKNOWN_PATH.fullmatch(requested):
     # A hidden page at exactly the unknown path: Streamlit then shows it instead of its "Page not found" dialog.

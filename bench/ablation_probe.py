@@ -1,7 +1,7 @@
 """How strong a model's relation neurons are, measured by the real pipeline (used to choose the demo model's design).
 
     python -m bench.ablation_probe --model data/models/demo [--definition paper] [--pooling mean] \
-        [--fractions 1%,3%] [--out DIR] [--facts data/facts/demo] [--threads 2]
+        [--fractions 1%,3%] [--out DIR] [--facts data/facts/demo] [--threads 2] [-- extra precompute run options]
 
 Runs `python -m precompute run` in English, with the fractions as the k sweep, 3 random sets per k and every
 template of the evaluation split, into --out (a temporary folder unless given; rerun with the same --out to
@@ -28,7 +28,7 @@ from core.store import RunStore
 def run_pipeline(args, out: Path) -> None:
     cmd = [sys.executable, "-m", "precompute", "run", "--model", args.model, "--facts", args.facts, "--out", str(out),
            "--languages", "en", "--definition", args.definition, "--pooling", args.pooling, "--k-sweep", args.fractions,
-           "--k", args.fractions.split(",")[-1], "--random-seeds", "3", "--threads", str(args.threads)]
+           "--k", args.fractions.split(",")[-1], "--random-seeds", "3", "--threads", str(args.threads), *args.extra]
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--fractions", default="1%,3%", help="the k sweep: counts, fractions or percentages")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: a temporary one)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("extra", nargs="*", help="precompute run options after --, appended (a later option wins)")
     args = parser.parse_args()
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:

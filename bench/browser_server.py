@@ -1,4 +1,4 @@
-"""A real `streamlit run app.py` on 127.0.0.1 for browser tests and benchmarks."""
+"""A real `streamlit run server.py` (the README's command) on 127.0.0.1 for browser tests and benchmarks."""
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +23,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(extra_env: dict | None = None, timeout: float = 90, args: list[str] | None = None):
-    """`streamlit run app.py [-- args]`."""
-    with streamlit_script_server(ROOT / "app.py", extra_env, timeout, args) as url:
+    """`streamlit run server.py [-- args]`: app.py behind the redirect of nested unknown paths."""
+    with streamlit_script_server(ROOT / "server.py", extra_env, timeout, args) as url:
         yield url
 
 
@@ -81,6 +81,18 @@ SETTLED_JS = ("() => document.querySelector("
 def wait_until_settled(page, timeout_ms: int = 60_000) -> None:
     """Wait until the script run is finished (script state, no running indicator) and no element is stale."""
     page.wait_for_function(SETTLED_JS, timeout=timeout_ms)
+
+
+def seconds_to_heading(browser, address: str, heading: str, timeout_ms: int = 60_000) -> float:
+    """Open `address` in a new page; seconds from navigation until an h1 reading `heading` is drawn."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        t0 = time.perf_counter()
+        page.goto(address)
+        page.locator("h1", has_text=heading).first.wait_for(timeout=timeout_ms)
+        return time.perf_counter() - t0
+    finally:
+        page.close()
 
 
 def seconds_to_chart(browser, address: str, timeout_ms: int = 120_000) -> float:

@@ -1,6 +1,6 @@
 """The explorer on a run with the exact shape of a Llama-2-7B run (synthetic numbers, real row counts).
 
-    python -m bench.synthetic_7b [--out data/runs/synthetic-llama-2-7b] [--browser]
+    python -m bench.synthetic_7b [--out data/runs/synthetic-llama-2-7b] [--browser] [--shape small]
 
 Writes the run with `python -m precompute synthetic-run` when it is not there yet
 (835,584 neurons x 12 relations x 6 languages: 60 million score rows), then
@@ -72,10 +72,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=ROOT / "data/runs/synthetic-llama-2-7b")
     parser.add_argument("--browser", action="store_true")
+    parser.add_argument("--shape", default="llama-2-7b", help="synthetic-run's shape (small: the smoke test's)")
     args = parser.parse_args()
     if not (args.out / "manifest.json").exists():
         seconds, _ = timed(lambda: subprocess.run(
-            [sys.executable, "-m", "precompute", "synthetic-run", "--shape", "llama-2-7b", "--out", str(args.out)],
+            [sys.executable, "-m", "precompute", "synthetic-run", "--shape", args.shape, "--out", str(args.out)],
             cwd=ROOT, check=True))
         print(f"generated and indexed in {seconds:.0f} s")
     parquet = sum(p.stat().st_size for p in args.out.rglob("*.parquet"))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pandas as pd
 
+from core.ablation import ZERO, Ablation
 from core.neurons import NeuronId
 from core.prompt_links import MAX_PROMPT_CHARS
 
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 MAX_NEW_TOKENS = 20
 MAX_ABLATED = 50_000
 TOP_TOKENS = 10
-__all__ = ["MAX_PROMPT_CHARS", "MAX_NEW_TOKENS", "MAX_ABLATED", "TOP_TOKENS"]  # one limit each, shown in the UI
+MAX_SCALE = 10.0  # |factor| of scale ablation: past it the residual stream is off any distribution the model saw
+__all__ = ["MAX_PROMPT_CHARS", "MAX_NEW_TOKENS", "MAX_ABLATED", "TOP_TOKENS", "MAX_SCALE"]  # shown in the UI
 
 
 class LabInputError(ValueError):
@@ -87,19 +89,22 @@ def fit_prompt(tokenizer, config, prompt: str, new_tokens: int) -> FittedPrompt:
 
 @dataclass(frozen=True)
 class LabRequest:
-    """One reading of a prompt: greedy continuation and next-token probabilities with `neurons` switched off
-    (none: the plain model)."""
+    """One reading of a prompt: greedy continuation and next-token probabilities with `neurons` changed by
+    `ablation` (zero: switched off; none: the plain model)."""
     prompt: str
     neurons: tuple[NeuronId, ...] = ()
     new_tokens: int = MAX_NEW_TOKENS
+    ablation: Ablation = ZERO
 
     def checked(self) -> "LabRequest":
         """The request with its prompt checked and its token count clamped; LabInputError when refused."""
         if len(self.neurons) > MAX_ABLATED:
             raise LabInputError(f"{len(self.neurons):,} neurons selected; the lab switches off at most "
                                 f"{MAX_ABLATED:,} at once.")
+        if abs(self.ablation.factor) > MAX_SCALE:
+            raise LabInputError(f"The scale factor {self.ablation.factor:g} is outside -{MAX_SCALE:g} to {MAX_SCALE:g}.")
         return LabRequest(check_prompt(self.prompt), tuple(self.neurons),
-                          max(1, min(int(self.new_tokens), MAX_NEW_TOKENS)))
+                          max(1, min(int(self.new_tokens), MAX_NEW_TOKENS)), self.ablation)
 
 
 def _readouts(lm, requests: Sequence[LabRequest]) -> list[PromptReadout]:
@@ -123,7 +128,7 @@ def read_prompts(lm, hooks: NeuronHooks, requests: Sequence[LabRequest]) -> list
     requests = [r.checked() for r in requests]
     if not requests:
         return []
-    with hooks.ablate_rows([r.neurons for r in requests]):
+    with hooks.ablate_rows([r.neurons for r in requests], [r.ablation for r in requests]):
         return _readouts(lm, requests)
 
 
@@ -133,8 +138,8 @@ def read_prompt(lm, prompt: str, new_tokens: int = MAX_NEW_TOKENS) -> PromptRead
 
 
 def read_prompt_ablated(lm, hooks: NeuronHooks, prompt: str, neurons: Sequence[NeuronId],
-                        new_tokens: int = MAX_NEW_TOKENS) -> PromptReadout:
-    return read_prompts(lm, hooks, [LabRequest(prompt, tuple(neurons), new_tokens)])[0]
+                        new_tokens: int = MAX_NEW_TOKENS, ablation: Ablation = ZERO) -> PromptReadout:
+    return read_prompts(lm, hooks, [LabRequest(prompt, tuple(neurons), new_tokens, ablation)])[0]
 
 
 def token_changes(baseline: list[int], ablated: list[int]) -> list[bool]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -31,6 +32,7 @@ class Manifest:
     resources: dict = field(default_factory=dict)  # processes, peak memory per stage
     synthetic: bool = False  # True for generated stand-in runs (not from a model)
     notes: str = ""
+    ablations: list = field(default_factory=lambda: ["zero"])  # core.ablation keys whose effects the run holds
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
@@ -78,6 +80,7 @@ def read_manifest(run_dir: Path) -> Manifest:
 
 
 # ----- the schema: every field the app, the store and precompute read, with its type and bounds ------------------
+ABLATION_NAME = re.compile(r"zero|mean|scale-?[0-9.e+-]{1,16}")  # core.ablation.ablation_key's names
 REQUIRED = ("schema_version", "status", "model", "neurons", "corpus", "options", "k", "k_sweep", "packages")
 STATUSES = ("running", "complete")
 
@@ -180,4 +183,7 @@ def _checked(data: dict, path: Path) -> Manifest:
         top.section(key, required=False)
     top.get("synthetic", "true or false", lambda v: isinstance(v, bool), required=False)
     top.text("notes", required=False)
+    top.get("ablations", "a list of ablation names (zero, mean, scale2, ...)",
+            lambda v: isinstance(v, list) and all(isinstance(x, str) and ABLATION_NAME.fullmatch(x) for x in v),
+            required=False)
     return Manifest(**data)

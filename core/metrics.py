@@ -105,6 +105,14 @@ def summarise_relations(table: pd.DataFrame, k: int, language: str = "en") -> pd
     return out
 
 
+def ablation_comparison(tables: dict[str, pd.DataFrame], k: int, language: str = "en") -> pd.DataFrame:
+    """summarise_relations for each of a run's ablations (`tables`: ablation key -> RunStore.ablation_summary),
+    stacked with an `ablation` column, in the order given: the modes side by side at one k."""
+    parts = [summarise_relations(t, k, language).assign(ablation=key) for key, t in tables.items()
+             if len(t[(t.kind == "top") & (t.k == k) & (t.language == language)])]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def cross_relation(table: pd.DataFrame, k: int, language: str, threshold: float = CROSS_THRESHOLD) -> tuple[dict, pd.DataFrame]:
     """The drops a relation's top-k causes in the *other* relations, as a distribution: (median, mean, max,
     cell count and how many are at least `threshold` points; the cells at or above it, largest first)."""

@@ -49,9 +49,10 @@ def _replace_from_temporary(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
+def write_parquet_atomic(df: pd.DataFrame, path: Path, **options) -> None:
+    """`options`: more of pyarrow.parquet.write_table's arguments (encodings), beside zstd compression."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    _replace_from_temporary(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    _replace_from_temporary(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", **options))
 
 
 def write_bytes_atomic(data: bytes, path: Path) -> None:

@@ -10,6 +10,7 @@ nowhere else; README "Run folder schema" describes the same layout.
     random_sets/part-0.parquet          the neurons of every random condition (k, seed, family)
     single_neuron/part-0.parquet        every screened neuron's single ablation, per relation (critical neurons)
     null_top/seed=S/part-0.parquet      top-ranked neurons with relation labels permuted (the overlap null)
+    distributions/relation=R/language=L/part-0.parquet   pooled-activation quantiles of positives and negatives
     work/language=L/activations.npy, prompt_ids.npy   (the capture; not read by the app)
 """
 from __future__ import annotations
@@ -18,13 +19,17 @@ import platform
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Sequence
 
 from core.manifest import SCHEMA_VERSION, Manifest
 from core.neurons import NeuronSpace
 from core.parquet_io import partition_dir
 
 TABLES = ("baseline", "identification", "scores", "effects", "top_prompts", "random_sets", "single_neuron",
-          "null_top")
+          "null_top", "distributions", "neuron_means", "mode_effects")
+# Tables a run may lack without anything being wrong: runs made before they existed, and runs with zero
+# ablation only (mode_effects). Pages that read them say what is missing; the sidebar does not warn.
+OPTIONAL_TABLES = ("distributions", "neuron_means", "mode_effects")
 WORK = "work"  # the capture's folder
 PART = "part-0.parquet"  # the one file of a relation x language (or language) partition
 TOP_PLACES = 5  # top prompts kept per neuron and language
@@ -64,6 +69,14 @@ def single_neuron_path(run_dir: Path) -> Path:
 
 def null_top_path(run_dir: Path, seed: int) -> Path:
     return partition_dir(Path(run_dir) / "null_top", seed=seed) / PART
+
+
+def distributions_path(run_dir: Path, relation: str, language: str) -> Path:
+    return partition_dir(Path(run_dir) / "distributions", relation=relation, language=language) / PART
+
+
+def neuron_means_path(run_dir: Path, language: str) -> Path:
+    return partition_dir(Path(run_dir) / "neuron_means", language=language) / PART
 
 
 def capture_paths(run_dir: Path, language: str) -> tuple[Path, Path]:
@@ -109,13 +122,26 @@ def conditions(relations: list[str], k_sweep: list[int], random_seeds: int,
     return out
 
 
+def mode_conditions(relations: list[str], k: int, random_seeds: int, noncritical_k: int | None = None
+                    ) -> list[Condition]:
+    """The conditions an ablation mode other than zero evaluates: the main k only (each relation's top-k and the
+    random sets of that k), a tenth of the zero sweep's work and files."""
+    return conditions(relations, [k], random_seeds, noncritical_k)
+
+
+def mode_effect_path(run_dir: Path, ablation_key: str, c: Condition) -> Path:
+    """Effects of a non-zero ablation (core.ablation's key: mean, scale2, ...), beside the zero ones."""
+    return partition_dir(Path(run_dir) / "mode_effects", ablation=ablation_key, ablated=c.ablated, k=c.k) / c.file_name
+
+
 def effect_path(run_dir: Path, c: Condition) -> Path:
     return partition_dir(Path(run_dir) / "effects", ablated=c.ablated, k=c.k) / c.file_name
 
 
 def run_files(run_dir: Path, relations: list[str], languages: list[str], k_sweep: list[int],
               random_seeds: int, noncritical_k: int | None = None, null_seeds: int = 0,
-              critical: bool = False) -> list[Path]:
+              critical: bool = False, identification_language: str = "en", k: int | None = None,
+              ablations: Sequence[str] = ("zero",)) -> list[Path]:
     """Every Parquet file a complete run of these relations, languages, sweep and options holds."""
     units = [(r, l) for r in relations for l in languages]
     return [*(path(run_dir, r, l) for path in (baseline_path, identification_path, scores_path) for r, l in units),
@@ -123,7 +149,11 @@ def run_files(run_dir: Path, relations: list[str], languages: list[str], k_sweep
             *(effect_path(run_dir, c) for c in conditions(relations, k_sweep, random_seeds, noncritical_k)),
             random_sets_path(run_dir),
             *([single_neuron_path(run_dir)] if critical else []),
-            *(null_top_path(run_dir, s) for s in range(null_seeds))]
+            *(null_top_path(run_dir, s) for s in range(null_seeds)),
+            *(distributions_path(run_dir, r, l) for r, l in units),
+            neuron_means_path(run_dir, identification_language),
+            *(mode_effect_path(run_dir, a, c) for a in ablations if a != "zero"
+              for c in mode_conditions(relations, k, random_seeds, noncritical_k))]
 
 
 # ----- manifest -------------------------------------------------------------------------------------------------
@@ -157,7 +187,7 @@ def package_versions(names=PACKAGES) -> dict:
 
 def build_manifest(status: str, model: ModelFacts, space: NeuronSpace, corpus: CorpusFacts, options: dict, k: int,
                    k_sweep: list[int], packages: dict, timings: dict | None = None, resources: dict | None = None,
-                   synthetic: bool = False, notes: str = "") -> Manifest:
+                   synthetic: bool = False, notes: str = "", ablations: list[str] | None = None) -> Manifest:
     """The manifest of a run made of these facts (`packages`: package_versions() of the writer)."""
     return Manifest(
         schema_version=SCHEMA_VERSION,
@@ -178,4 +208,12 @@ def build_manifest(status: str, model: ModelFacts, space: NeuronSpace, corpus: C
         resources={} if resources is None else resources,
         synthetic=synthetic,
         notes=notes,
+        ablations=["zero"] if ablations is None else ablations,
     )
+
+
+def ablations_on_disk(run_dir: Path) -> list[str]:
+    """zero, then every other ablation whose effects the run folder holds (mode_effects/ablation=KEY)."""
+    folder = Path(run_dir) / "mode_effects"
+    others = sorted(p.name.split("=", 1)[1] for p in folder.glob("ablation=*")) if folder.exists() else []
+    return ["zero", *others]

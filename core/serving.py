@@ -14,10 +14,13 @@ from core.hooks import neuron_hooks
 from core.lab import read_prompts
 from core.lab_scheduler import LabScheduler
 from core.loading import LoadedModel, load_causal_lm, resolve_model_dir, weight_files
+from core.neurons import NeuronId, NeuronSpace
 from core.placement import Placement
+from core.value_vectors import PromotedTokens, value_vector_view
 
 LARGE_MODEL_BYTES = 1 << 30  # weights on disk: a model this large is the only large one the server keeps
 SMALL_MODEL_PARAMETERS = 100_000_000
+PROMOTED_KEPT = 256  # neurons whose promoted tokens a served model keeps (each a few hundred bytes)
 
 
 @dataclass
@@ -26,6 +29,7 @@ class ServedModel:
     placement: Placement
     _schedulers: dict[str, LabScheduler] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _promoted: dict[tuple, PromotedTokens] = field(default_factory=dict)
 
     def scheduler(self, definition: str) -> LabScheduler:
         """The lab scheduler for this model under one neuron definition: concurrent requests share a batch."""
@@ -35,6 +39,21 @@ class ServedModel:
                 self._schedulers[definition] = LabScheduler(lambda batch: read_prompts(self.lm, hooks, batch),
                                                             name=f"lab-{definition}")
             return self._schedulers[definition]
+
+    def promoted(self, space: NeuronSpace, neuron: NeuronId, top: int = 10) -> PromotedTokens:
+        """core.value_vectors's view of `neuron`, computed from the weights once and kept (the last
+        PROMOTED_KEPT neurons asked for)."""
+        key = (space.definition, neuron, top)
+        with self._lock:
+            if key in self._promoted:
+                self._promoted[key] = self._promoted.pop(key)  # most recent last
+                return self._promoted[key]
+        view = value_vector_view(self.lm.model, self.lm.tokenizer, space, neuron, top)
+        with self._lock:
+            self._promoted[key] = view
+            while len(self._promoted) > PROMOTED_KEPT:
+                self._promoted.pop(next(iter(self._promoted)))
+        return view
 
     def close(self) -> None:
         with self._lock:

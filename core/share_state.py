@@ -7,6 +7,8 @@ or are parsed as numbers, so nothing from a URL reaches a path, a model id or SQ
 """
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
@@ -54,20 +56,39 @@ def pick_many(params: Mapping[str, str], key: str, allowed: list[str], default: 
     return list(dict.fromkeys(good))
 
 
-def pick_int(params: Mapping[str, str], key: str, low: int, high: int, default: int, parsed: Notices, label: str) -> int:
+def _pick_number(params: Mapping[str, str], key: str, low, high, default, parsed: Notices, label: str, parse,
+                 kind: str, show):
+    """The link's `key` parsed by `parse` (ValueError: not a number of this `kind`), clamped to low..high with a
+    notice; `show` formats a number for the notice."""
     raw = params.get(key)
     if raw is None or raw == "":
         return default
     try:
-        value = int(str(raw).strip())
+        value = parse(str(raw).strip())
     except ValueError:
-        parsed.note(f"{label} '{clip(raw)}' in the link is not a whole number; showing {default}.")
+        parsed.note(f"{label} '{clip(raw)}' in the link is not {kind}; showing {show(default)}.")
         return default
     if value < low or value > high:
         clamped = min(max(value, low), high)
-        parsed.note(f"{label} {clip(f'{value:,}')} is outside {low:,}–{high:,}; showing {clamped:,}.")
+        parsed.note(f"{label} {clip(show(value))} is outside {show(low)}–{show(high)}; showing {show(clamped)}.")
         return clamped
     return value
+
+
+def pick_int(params: Mapping[str, str], key: str, low: int, high: int, default: int, parsed: Notices, label: str) -> int:
+    return _pick_number(params, key, low, high, default, parsed, label, int, "a whole number", lambda v: f"{v:,}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # "nan" and "inf" parse as floats but are no factor
+        raise ValueError(text)
+    return value
+
+
+def pick_float(params: Mapping[str, str], key: str, low: float, high: float, default: float, parsed: Notices,
+               label: str) -> float:
+    return _pick_number(params, key, low, high, default, parsed, label, _finite_float, "a number", lambda v: f"{v:g}")
 
 
 def pick_precomputed(params: Mapping[str, str], key: str, values: list[int], default: int, parsed: Notices,

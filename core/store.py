@@ -18,15 +18,16 @@ import threading
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from core.manifest import MANIFEST, Manifest, read_manifest
 from core.metrics import finish_ablation_table
-from core.run_layout import TABLES
+from core.run_layout import OPTIONAL_TABLES, TABLES
 
 TOP_SCORES = "top_scores"  # scores with rank <= the run's largest k: what the top-k views read
 STORE_PREFIX = ".store-"
-STORE_FORMAT = 3  # bump when the tables built below change
+STORE_FORMAT = 4  # bump when the tables built below change (4: the distributions table)
 LOCKED = {"enable_external_access": False, "lock_configuration": True}  # in this order: the lock comes last
 
 
@@ -37,7 +38,8 @@ class RunDataError(RuntimeError):
 def store_key(run_dir: Path) -> str:
     """A digest of every file the store is built from, with its size and modification time."""
     run_dir = Path(run_dir)
-    digest = hashlib.sha256(f"{STORE_FORMAT}|{duckdb.__version__}|{run_dir.resolve()}".encode())
+    # the table names too: a store built before a table existed has no record of it missing
+    digest = hashlib.sha256(f"{STORE_FORMAT}|{','.join(TABLES)}|{duckdb.__version__}|{run_dir.resolve()}".encode())
     for path in sorted([run_dir / MANIFEST, *(f for t in TABLES for f in (run_dir / t).rglob("*.parquet"))]):
         try:
             stat = path.stat()
@@ -133,6 +135,13 @@ class RunStore:
             for option, value in LOCKED.items():
                 self._con.execute(f"SET {option} = {str(value).lower()}")
         self.missing: dict[str, str] = dict(self._con.execute("SELECT name, message FROM _missing").fetchall())
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """The missing tables worth a warning: all but the optional ones a run may simply not have (a run made
+        before the table existed, or with zero ablation only); an optional table with broken files stays."""
+        return {t: message for t, message in self.missing.items()
+                if not (t in OPTIONAL_TABLES and not any((self.run_dir / t).rglob("*.parquet")))}
 
     def _open_file(self, key: str) -> duckdb.DuckDBPyConnection:
         path = _build_store_file(self.run_dir, key, self.top_limit)
@@ -240,6 +249,14 @@ class RunStore:
             "SELECT relation, language, ap, sign, rank, mean_pos, median_pos, mean_neg FROM scores "
             "WHERE neuron = ? ORDER BY relation, language", [neuron])
 
+    def activation_quantiles(self, neuron: int) -> pd.DataFrame:
+        """One neuron's pooled activation on each identification set's positives and negatives (the distributions
+        table, core/distributions.py): count, mean and quantiles per relation, language and side; no rows for a
+        neuron the run did not store."""
+        return self.query(
+            "SELECT relation, language, side, sampled, n, mean, q00, q05, q25, q50, q75, q95, q100 FROM distributions "
+            "WHERE neuron = ? ORDER BY relation, language, side DESC", [neuron])
+
     def neuron_top_prompts(self, neuron: int, language: str) -> pd.DataFrame:
         return self.query(
             "SELECT t.place, t.value, b.relation, b.text, b.gold FROM top_prompts t "
@@ -273,6 +290,16 @@ class RunStore:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
         return self.query(f"SELECT * FROM {table} ORDER BY ALL")
+
+    def neuron_means(self) -> np.ndarray | None:
+        """Every neuron's mean over the identification pool, by flat id (what mean ablation sets it to); None for
+        a run made before the table existed."""
+        if not self.available("neuron_means"):
+            return None
+        means = self.query("SELECT neuron, mean FROM neuron_means ORDER BY neuron")
+        if len(means) != self.total_neurons or not (means.neuron.to_numpy() == range(len(means))).all():
+            return None
+        return means["mean"].to_numpy("float32")
 
     def identification_rows(self, relation: str, language: str) -> pd.DataFrame:
         """The identification prompts of one relation and language: prompt_id and positive, by prompt_id."""
@@ -337,14 +364,24 @@ class RunStore:
         return int(self.query("SELECT count(DISTINCT seed) AS n FROM null_top").n.iloc[0]) if self.available(
             "null_top") else 0
 
-    def ablation_summary(self, template_kind: str = "train") -> pd.DataFrame:
+    def ablation_summary(self, template_kind: str = "train", ablation: str = "zero") -> pd.DataFrame:
         """Per (ablated set, k, seed, evaluated relation, language): accuracy before and after, log-prob drops,
-        drop in points and relative drop. The one implementation (tests/run_oracle.py holds a pandas check)."""
+        drop in points and relative drop. The one implementation (tests/run_oracle.py holds a pandas check).
+        `ablation`: zero (the sweep) or another of the run's ablations (core.ablation keys, main k only)."""
+        source, where, params = "effects", "", [template_kind]
+        if ablation != "zero":
+            source, where, params = "mode_effects", " AND e.ablation::VARCHAR = ?", [template_kind, ablation]
         df = self.query(
             "SELECT e.ablated, e.kind, e.k_from::INT AS k_from, e.k::INT AS k, e.seed, e.relation, e.language, "
             "avg(b.correct::INT) AS base_accuracy, avg(e.correct::INT) AS accuracy, count(*) AS prompts, "
             "avg(b.gold_first_logprob::DOUBLE - e.gold_first_logprob) AS first_lp_drop, "  # FLOAT - FLOAT stays FLOAT
             "avg(b.gold_logprob::DOUBLE - e.gold_logprob) AS lp_drop "
-            "FROM effects e JOIN baseline b ON b.prompt_id = e.prompt_id WHERE e.template_kind = ? GROUP BY ALL",
-            [template_kind])
+            f"FROM {source} e JOIN baseline b ON b.prompt_id = e.prompt_id WHERE e.template_kind = ?{where} "
+            "GROUP BY ALL", params)
         return finish_ablation_table(df)
+
+    def ablations(self) -> list[str]:
+        """zero, then the other ablations whose effects this run holds (core.ablation keys)."""
+        if not self.available("mode_effects"):
+            return ["zero"]
+        return ["zero", *self.query("SELECT DISTINCT ablation::VARCHAR AS a FROM mode_effects ORDER BY a").a]

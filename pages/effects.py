@@ -3,7 +3,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.metrics import (ALPHA, critical_members, cross_relation, cumulativity_from_table, inter_relation,
+from core.metrics import (ALPHA, ablation_comparison, critical_members, cross_relation, cumulativity_from_table, inter_relation,
                           intra_relation, multilingual, random_rows, random_seed_accuracies, random_summary,
                           significance, summarise_relations, sweep_curves,
                           sweep_random_seeds)
@@ -17,7 +17,7 @@ from ui.run import start_page
 from ui.state import ViewState
 
 TABS = {"intra": "Intra & inter", "sweep": "Sweep", "cumulativity": "Cumulativity", "multilingual": "Multilingual",
-        "heldout": "Held-out templates"}
+        "heldout": "Held-out templates", "modes": "Ablation modes"}
 # The random sets beside the paper's (URL `random`): its uniform draw alone, or also sets without critical neurons.
 RANDOM_CHOICES = {"plain": "the paper's uniform draw", "noncritical": "beside it, sets without critical neurons"}
 TABLE_ROW_PX = 35  # st.dataframe's row height
@@ -49,8 +49,8 @@ state.publish(dict(k=k, lang=lang, rel=rel, tab=active))
 
 
 @st.cache_data(show_spinner="Summarising the effects…", max_entries=16)
-def table_for(run_path: str, template_kind: str) -> pd.DataFrame:
-    return store.ablation_summary(template_kind)
+def table_for(run_path: str, template_kind: str, ablation: str = "zero") -> pd.DataFrame:
+    return store.ablation_summary(template_kind, ablation)
 
 
 @st.cache_data(show_spinner="Testing each relation's top-k against every random set…", max_entries=32)
@@ -361,8 +361,46 @@ def heldout_section():
     intra_block("heldout")
 
 
+def modes_section():
+    ablations = store.ablations()
+    st.subheader(f"Ablation modes side by side: top-{m.k:,} off ({lang}, trained templates)")
+    st.caption("zero: the paper's ablation. mean: each neuron set to its mean over the identification prompts "
+               "(closer to the inputs the next layer was trained on). scaleF: the neurons multiplied by F. Modes "
+               f"other than zero are evaluated at the run's main k ({m.k:,}): each relation's top-k and the random "
+               "sets of that size.")
+    if len(ablations) == 1:
+        st.info("This run holds zero ablation only. Add another mode to the same run with its precompute command "
+                "and `--ablation mean` (or `--ablation scale --ablation-factor 2`): it reuses everything and "
+                "writes only the new effects.", icon=":material/tune:")
+        return
+    both = ablation_comparison({a: table_for(run_name, "train", a) for a in ablations}, m.k, lang)
+    if both.empty:
+        st.info(f"No effects at k = {m.k:,} in {lang}.")
+        return
+    bars = both.melt(id_vars=["relation", "ablation"], value_vars=["own_drop", "random_drop"], var_name="set",
+                     value_name="drop")
+    bars["set"] = bars["set"].map({"own_drop": "own top-k", "random_drop": "random sets (mean)"})
+    st.altair_chart(alt.Chart(bars).mark_bar().encode(
+        x=alt.X("drop:Q", title="accuracy drop (points)"),
+        y=alt.Y("relation:N", title=None, axis=label_axis()),
+        yOffset=alt.YOffset("ablation:N", sort=ablations),
+        color=alt.Color("ablation:N", sort=ablations, legend=alt.Legend(orient="top")),
+        opacity=alt.Opacity("set:N", legend=alt.Legend(orient="top", title=None),
+                            scale=alt.Scale(domain=["own top-k", "random sets (mean)"], range=[1.0, 0.35])),
+        tooltip=["relation", "ablation", "set", alt.Tooltip("drop:Q", format=".1f")],
+    ).properties(height=alt.Step(9)), width="stretch")
+    table = both[["relation", "ablation", "baseline", "own_drop", "others_mean_drop", "random_drop", "random_max",
+                  "beats_worst_random", "own_first_lp_drop", "random_first_lp_drop"]]
+    st.dataframe(table, hide_index=True, column_config={
+        "baseline": st.column_config.NumberColumn(format="percent"),
+        **{c: st.column_config.NumberColumn(format="%.1f") for c in
+           ("own_drop", "others_mean_drop", "random_drop", "random_max")},
+        **{c: st.column_config.NumberColumn(format="%.3f") for c in ("own_first_lp_drop", "random_first_lp_drop")}})
+    download(table, f"{run_name}-ablation-modes-{lang}", "modes")
+
+
 SECTIONS = {"intra": intra_section, "sweep": sweep_section, "cumulativity": cumulativity_section,
-            "multilingual": multilingual_section, "heldout": heldout_section}
+            "multilingual": multilingual_section, "heldout": heldout_section, "modes": modes_section}
 for tab, name in zip(tabs, TABS):
     if tab.open is False:  # only the open tab is computed and drawn
         continue

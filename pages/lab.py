@@ -3,16 +3,18 @@ import altair as alt
 import streamlit as st
 import pandas as pd
 
+from core.ablation import ABLATION_MODES, ZERO, Ablation
 from core.ablation_sets import ablation_set
 from core.metrics import critical_members, neuron_label
 from core.adapters import neuron_space_for
 from core.loading import ModelLoadError, config_fields
 from core.manifest import neuron_space
 from core.runs import model_path
-from core.lab import (MAX_ABLATED, MAX_NEW_TOKENS, MAX_PROMPT_CHARS, TOP_TOKENS, LabInputError, LabRequest,
+from core.lab import (MAX_ABLATED, MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SCALE, TOP_TOKENS, LabInputError, LabRequest,
                       compare_next_tokens, continuation_table, fit_prompt, max_prompt_tokens, relation_activity)
 from core.prompt_links import pick_prompt, PROMPT_KEYS, prompt_params
-from core.share_state import encode_list, format_neuron, parse_neuron_list, pick_int, pick_many, pick_neurons
+from core.share_state import (encode_list, format_neuron, parse_neuron_list, pick_float, pick_int, pick_many,
+                              pick_neurons, pick_one)
 from ui.charts import CONDITION_COLORS, label_axis, row_step
 from ui.output import copy_link, guarded, notice
 from ui.run import SNAPSHOT_DIR, run_model, start_page
@@ -59,6 +61,8 @@ k0 = pick_int(p, "k", 1, k_limit, min(m.k, k_limit), parsed, "k")
 extra0 = pick_neurons(p, "add", space, parsed)
 minus0 = pick_neurons(p, "remove", space, parsed)
 tokens0 = pick_int(p, "tokens", 1, MAX_NEW_TOKENS, MAX_NEW_TOKENS, parsed, "new tokens")
+mode0 = pick_one(p, "mode", list(ABLATION_MODES), "zero", parsed, "ablation mode")
+factor0 = pick_float(p, "factor", -MAX_SCALE, MAX_SCALE, 0.0, parsed, "scale factor")
 state.show_notices()
 
 prompt_key = state.bind("prompt", prompt0, lambda v: isinstance(v, str), url_keys=PROMPT_KEYS)
@@ -90,6 +94,23 @@ k = c2.number_input(f"k per relation (≤ {k_limit:,})", 1, k_limit, step=1,
                     key=state.bind("k", k0, lambda v: isinstance(v, int) and 1 <= v <= k_limit))
 new_tokens = c3.number_input(f"New tokens (≤ {MAX_NEW_TOKENS})", 1, MAX_NEW_TOKENS, step=1,
                              key=state.bind("tokens", tokens0, lambda v: isinstance(v, int) and 1 <= v <= MAX_NEW_TOKENS))
+MODE_LABELS = {"zero": "zero (the paper)", "mean": "set to its mean", "scale": "multiply by a factor"}
+c6, c7 = st.columns([4, 2])
+mode = c6.radio("What switching off does", list(ABLATION_MODES), horizontal=True, format_func=MODE_LABELS.get,
+                key=state.bind("mode", mode0, lambda v: v in ABLATION_MODES),
+                help="zero: the paper's ablation. mean: each neuron set to its mean over the run's identification "
+                     "prompts, which keeps the layer nearer the inputs it was trained on. scale: the neurons "
+                     "multiplied by the factor (0 = zero, 1 = no change, 2 = doubled, negative = flipped: "
+                     "amplifying a relation's neurons steers the model).")
+factor = c7.number_input(f"Factor (scale; -{MAX_SCALE:g} to {MAX_SCALE:g})", -MAX_SCALE, MAX_SCALE, step=0.5,
+                         disabled=mode != "scale", format="%g",
+                         key=state.bind("factor", factor0, lambda v: isinstance(v, (int, float)) and abs(v) <= MAX_SCALE))
+means = store.neuron_means() if mode == "mean" else None
+if mode == "mean" and means is None:
+    notice("This run has no stored neuron means (it was made before mean ablation existed): rerun "
+           "`python -m precompute run` with its options to add them. Zeroing instead.")
+ablation = (Ablation("mean", means=means) if mode == "mean" and means is not None else
+            Ablation("scale", float(factor)) if mode == "scale" else ZERO)
 c4, c5 = st.columns(2)
 add_text = c4.text_input("Also switch off (layer.module.index, comma-separated)", max_chars=2000,
                          key=state.bind("add", ", ".join(format_neuron(n) for n in extra0), lambda v: isinstance(v, str)))
@@ -122,9 +143,10 @@ except OSError as exc:
     notice(f"This prompt could not be saved for the link ({exc}); the link will not carry it.")
 state.publish({"off": encode_list(rels) or None, "k": k, "tokens": new_tokens,
                **{key: prompt_url.get(key) for key in PROMPT_KEYS},
+               "mode": None if mode == "zero" else mode, "factor": f"{factor:g}" if mode == "scale" else None,
                "add": encode_list(format_neuron(n) for n in extra) or None,
                "remove": encode_list(format_neuron(n) for n in minus) or None})
-st.caption(f"{len(chosen_ids):,} neurons off ({len(chosen_ids) / space.total:.2%} of {space.total:,}). "
+st.caption(f"{len(chosen_ids):,} neurons {ablation.effect} ({len(chosen_ids) / space.total:.2%} of {space.total:,}). "
            f"Limits: {MAX_PROMPT_CHARS:,} characters and the model's positions per prompt, {MAX_NEW_TOKENS} new "
            f"tokens, {MAX_ABLATED:,} neurons.")
 critical_off = critical_in_lab_set(store, chosen_ids)
@@ -162,8 +184,9 @@ def baseline_for(run: str, text: str, n_tokens: int):
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def ablated_for(run: str, text: str, n_tokens: int, neuron_ids: tuple[int, ...]):
-    return answer(LabRequest(text, tuple(space.neuron(i) for i in neuron_ids), n_tokens).checked())
+def ablated_for(run: str, text: str, n_tokens: int, neuron_ids: tuple[int, ...], mode: str, factor: float):
+    """`mode` and `factor` key the cache; the ablation itself (with the run's means) is the page's."""
+    return answer(LabRequest(text, tuple(space.neuron(i) for i in neuron_ids), n_tokens, ablation).checked())
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -176,8 +199,9 @@ def activity_for(run: str, text: str, k_each: int):
 def next_token_chart(table) -> alt.Chart:
     long = table.melt(id_vars=["rank", "token", "token_id"], value_vars=["baseline", "ablated"], var_name="side",
                       value_name="probability")
-    long["side"] = long.side.map({"baseline": "baseline", "ablated": "neurons off"})
-    sides = ["baseline", "neurons off"]
+    changed = f"neurons {ablation.effect}"
+    long["side"] = long.side.map({"baseline": "baseline", "ablated": changed})
+    sides = ["baseline", changed]
     order = list(dict.fromkeys(table.token))
     return alt.Chart(long).mark_bar().encode(
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
@@ -191,15 +215,16 @@ def next_token_chart(table) -> alt.Chart:
 
 def readout_section(text: str):
     base = baseline_for(run_name, text, int(new_tokens))
-    ablated = ablated_for(run_name, text, int(new_tokens), chosen_ids) if chosen_ids else base
+    ablated = (ablated_for(run_name, text, int(new_tokens), chosen_ids, ablation.mode, ablation.factor)
+               if chosen_ids else base)
     left, right = st.columns(2)
     with left:
         st.subheader(f"Next token: top {TOP_TOKENS}")
         by_base = compare_next_tokens(base, ablated, lm.tokenizer, "baseline")
         st.altair_chart(next_token_chart(by_base), width="stretch")
         st.caption(f"The baseline's {TOP_TOKENS} most likely next tokens, each with its probability with the "
-                   "neurons off.")
-        st.markdown(f"**With the neurons off: top {TOP_TOKENS}**")
+                   f"neurons {ablation.effect}.")
+        st.markdown(f"**With the neurons {ablation.effect}: top {TOP_TOKENS}**")
         st.dataframe(compare_next_tokens(base, ablated, lm.tokenizer, "ablated"), hide_index=True,
                      column_config={c: st.column_config.NumberColumn(c, format="%.4f")
                                     for c in ("baseline", "ablated", "change")})
@@ -207,7 +232,7 @@ def readout_section(text: str):
         st.subheader(f"Greedy continuation (≤ {int(new_tokens)} tokens)")
         st.markdown("**Baseline answer**")
         st.code(base.continuation or "(end of text)", language=None, wrap_lines=True)
-        st.markdown("**Answer with the neurons off**")
+        st.markdown(f"**Answer with the neurons {ablation.effect}**")
         st.code(ablated.continuation or "(end of text)", language=None, wrap_lines=True)
         tokens = continuation_table(base, ablated, lm.tokenizer)
         changed = int(tokens.changed.sum())

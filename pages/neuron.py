@@ -1,14 +1,15 @@
-"""Neuron: one neuron's average precision for every relation and language, where it fires most, and what it
-costs each relation switched off alone (the run's single-neuron screen)."""
+"""Neuron: one neuron's average precision for every relation and language, its activation on the positives and
+negatives behind that AP, where it fires most, and what it costs each relation switched off alone (the run's
+single-neuron screen)."""
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from core.manifest import neuron_space
 from core.share_state import format_neuron, parse_neuron, pick_one
-from ui.charts import CONDITION_COLORS, RANDOM_SET_MARKS, label_axis, row_step
+from ui.charts import CONDITION_COLORS, RANDOM_SET_MARKS, ROW_STEP, label_axis, row_step
 from ui.output import copy_link, download, guarded, notice
-from ui.run import start_page
+from ui.run import run_model, start_page
 from ui.state import ViewState
 from ui.statistics import CRITICAL_HERE
 
@@ -123,6 +124,41 @@ def alone_section():
     download(alone.drop(columns="status"), f"{run_name}-neuron-{flat}-alone", "alone")
 
 
+PROMOTED_TOP = 15
+PROMOTION_COLORS = {"promoted": "#2ca02c", "suppressed": "#d62728"}
+
+
+def promotion_section():
+    st.subheader("What it promotes")
+    from core.value_vectors import promotion_applies
+
+    reason = promotion_applies(space, neuron)
+    if reason is not None:
+        st.caption(reason)
+        return
+    st.caption("The neuron's value vector (its column of the down projection, which the FFN adds to the residual "
+               "stream scaled by the neuron's activation) read through the final norm's scale and the unembedding, "
+               "as LM-Debugger does: the tokens it pushes up and down when it fires positively (a negative "
+               "activation swaps the two lists). A direction in isolation, not the model's output for any prompt.")
+    served = run_model(store)
+    if served is None:
+        return
+    view = served.promoted(space, neuron, PROMOTED_TOP)
+    rows = pd.DataFrame([dict(direction=direction, token=repr(t.text), token_id=t.token_id, logit=t.logit,
+                              label=f"{t.text!r} ({t.token_id})")
+                         for direction, tokens in (("promoted", view.promoted), ("suppressed", view.suppressed))
+                         for t in tokens])
+    cols = st.columns(2)
+    for col, direction in zip(cols, PROMOTION_COLORS):
+        part = rows[rows.direction == direction]
+        col.altair_chart(alt.Chart(part).mark_bar(color=PROMOTION_COLORS[direction]).encode(
+            y=alt.Y("label:N", sort=None, title=f"{direction} tokens", axis=label_axis()),
+            x=alt.X("logit:Q", title="logit of the value vector"),
+            tooltip=["token", "token_id", alt.Tooltip("logit:Q", format=".3f")],
+        ).properties(height=row_step()), width="stretch")
+    download(rows.drop(columns="label"), f"{run_name}-neuron-{flat}-promoted", "promoted")
+
+
 def critical_list_section():
     if not store.available("single_neuron"):
         return
@@ -156,6 +192,58 @@ def profile_section():
     download(prof, f"{run_name}-neuron-{flat}", "profile")
 
 
+SIDE_COLORS = {"positive": "#e45756", "negative": "#4c78a8"}  # the relation's prompts; other relations' prompts
+
+
+def distribution_section():
+    st.subheader(f"Activation on positives and negatives ({lang})")
+    from core.distributions import DISTRIBUTION_SAMPLE, SIDES, activation_boxes
+
+    if not store.available("distributions"):
+        st.caption("This run predates the activation-distributions table. To add it, run `python -m precompute run` "
+                   "again with this run's options (manifest.json, \"options\") and `--out` set to this run's folder: "
+                   "the finished stages are skipped, the activations are captured again, and only the new table "
+                   "(distributions/) is written.")
+        return
+    boxes = activation_boxes(store.activation_quantiles(flat), store.neuron_profile(flat), lang)
+    if boxes.empty:
+        st.caption(f"Activation distributions are stored for every neuron ranked in the top {store.top_limit:,} "
+                   "(the run's largest k) of some relation in some language, and for a uniform sample of "
+                   f"{DISTRIBUTION_SAMPLE} other neurons; {neuron} is neither.")
+        return
+    st.caption(f"The neuron's {m.options.get('pooling', 'mean')}-pooled activation on each relation's "
+               f"identification prompts in {lang}: positives (the relation's correctly answered prompts) and "
+               f"negatives ({m.options.get('negatives_ratio', 4):g} times as many prompts of other relations, the "
+               "ones its AP was scored against). Box: 25th to 75th percentile; black line: median; whiskers: 5th to 95th "
+               "percentile (the minimum and maximum are in the tooltip). The boxes are drawn from quantiles stored "
+               "by precompute (numpy.quantile, linear), not from the prompts; AP is high where the positives' box "
+               "sits right of the negatives'"
+               + (" (left, for a neuron of sign -1: this run also ranks neurons that are lower on a relation)"
+                  if m.options.get("direction") == "either" else "") + "."
+               + (" This neuron is in no top-k set: it is one of the run's uniform sample of other neurons."
+                  if boxes.sampled.any() else ""))
+    color = alt.Color("side:N", title=None, sort=list(SIDES), legend=alt.Legend(orient="top"),
+                      scale=alt.Scale(domain=list(SIDES), range=[SIDE_COLORS[s] for s in SIDES]))
+    base = alt.Chart(boxes).encode(
+        y=alt.Y("relation:N", title=None, axis=label_axis()),
+        yOffset=alt.YOffset("side:N", sort=list(SIDES)),
+        tooltip=["relation", "side", alt.Tooltip("n:Q", title="prompts"),
+                 alt.Tooltip("ap:Q", format=".3f", title=f"AP ({lang})"), alt.Tooltip("rank:Q", title="rank"),
+                 alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("q00:Q", format=".4f", title="min"),
+                 *(alt.Tooltip(f"{q}:Q", format=".4f", title=f"{int(q[1:])}th percentile")
+                   for q in ("q05", "q25", "q50", "q75", "q95")),
+                 alt.Tooltip("q100:Q", format=".4f", title="max")])
+    chart = alt.layer(
+        base.mark_rule().encode(x=alt.X("q05:Q", title="pooled activation", scale=alt.Scale(zero=False)), x2="q95:Q",
+                                color=color),
+        base.mark_bar().encode(x="q25:Q", x2="q75:Q", color=color),
+        # the median: a bar of no width whose black outline spans the box's height
+        base.mark_bar(stroke="black", strokeWidth=2, fillOpacity=0).encode(x="q50:Q", x2="q50:Q"),
+    ).properties(height=alt.Step(ROW_STEP))
+    st.altair_chart(chart, width="stretch")
+    download(boxes, f"{run_name}-neuron-{flat}-activations-{lang}", "activations")
+
+
 def prompts_section():
     st.subheader(f"Identification prompts ({lang}) where it is highest")
     tops = store.neuron_top_prompts(flat, lang)
@@ -165,7 +253,9 @@ def prompts_section():
 
 guarded(critical_badge)
 guarded(profile_section)
+guarded(distribution_section)
 guarded(alone_section)
+guarded(promotion_section)
 guarded(prompts_section)
 guarded(critical_list_section)
 copy_link()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import sys
 from pathlib import Path
@@ -155,8 +156,13 @@ def _cmd_run(args) -> int:
         min_positives=args.min_positives, answer_floor=args.answer_floor, direction=args.direction,
         null_seeds=args.null_seeds, critical=args.critical, critical_prompts=args.critical_prompts,
         critical_threshold=args.critical_threshold, critical_neurons=args.critical_neurons,
-        random_exclude_critical=args.random_exclude_critical,
+        random_exclude_critical=args.random_exclude_critical, ablation=args.ablation,
+        ablation_factor=args.ablation_factor,
     )
+    if (args.ablation == "scale") != (args.ablation_factor is not None):
+        raise OptionError("--ablation-factor goes with --ablation scale, and scale needs it (e.g. --ablation-factor 2)")
+    if args.ablation_factor is not None and not math.isfinite(args.ablation_factor):
+        raise OptionError(f"--ablation-factor must be a finite number, not {args.ablation_factor}")
     if args.random_exclude_critical and not args.critical:
         raise OptionError("--random-exclude-critical needs the critical-neuron screen; drop --no-critical")
     workers = ProcessGroup.from_environment()
@@ -340,6 +346,13 @@ def build_parser() -> OneLineParser:
     p.add_argument("--random-exclude-critical", action="store_true",
                    help="also draw random sets at the main k from the neurons that are not critical (the plain "
                         "uniform sets stay)")
+    p.add_argument("--ablation", choices=("zero", "mean", "scale"), default=o.ablation,
+                   help="beyond the paper: zero (the paper's, default); mean: each neuron set to its mean over the "
+                        "identification prompts; scale: multiplied by --ablation-factor (negative flips, >1 "
+                        "amplifies). A mode other than zero evaluates the main k (each relation's top-k and the "
+                        "random sets) into mode_effects/, beside the zero sweep, on a new or finished run of the "
+                        "same options")
+    p.add_argument("--ablation-factor", type=float, default=None, help="the factor of --ablation scale")
     p.add_argument("--batch-size", type=int_at_least(1), default=o.batch_size)
     p.add_argument("--dtype", default=o.dtype, choices=DTYPES)
     p.add_argument("--device", type=device, default=o.device,

@@ -19,7 +19,7 @@ from core.importers import load_facts
 from core.loading import LoadedModel, load_causal_lm, load_config, model_fingerprint, resolve_model_dir
 from core.manifest import Manifest
 from core.neurons import NeuronSpace
-from core.run_layout import CorpusFacts, ModelFacts, build_manifest, package_versions
+from core.run_layout import CorpusFacts, ModelFacts, ablations_on_disk, build_manifest, package_versions
 from precompute.options import RunOptions, resolve_k, resolve_sweep
 from precompute.processes import ProcessGroup
 
@@ -129,4 +129,4 @@ def run_manifest(ctx: RunContext, status: str) -> Manifest:
     corpus = CorpusFacts(str(o.facts), ctx.corpus.fingerprint(), ctx.relations, ctx.languages,
                          ctx.corpus.prompt_suffix, int(len(ctx.prompts)))
     return build_manifest(status, model, ctx.space, corpus, o.fingerprint_fields(), ctx.k, ctx.k_sweep,
-                          package_versions(), ctx.timings, ctx.resources)
+                          package_versions(), ctx.timings, ctx.resources, ablations=ablations_on_disk(ctx.out))

@@ -104,13 +104,17 @@ class RunOptions:
     critical_threshold: float = 20.0  # accuracy points one neuron must cost a relation to be critical
     critical_neurons: int = 20000  # screen every neuron up to this many; above, the top-k union + a sample
     random_exclude_critical: bool = False  # add random sets at the main k drawn from non-critical neurons
+    # Beyond the paper: effects of another ablation (core.ablation) at the main k, written beside the zero
+    # sweep's (mode_effects/); a run can hold several. Not in the fingerprint: it adds files, changes none.
+    ablation: str = "zero"
+    ablation_factor: float | None = None  # scale's factor
 
     def fingerprint_fields(self) -> dict:
         """The options that change results (not where or how fast; min_facts and relations change the corpus,
         whose fingerprint is compared on its own; min_positives only decides whether the run goes on)."""
         d = asdict(self)
         for key in ("out", "batch_size", "device", "threads", "score_memory_mib", "min_facts", "relations",
-                    "min_positives"):
+                    "min_positives", "ablation", "ablation_factor"):
             d.pop(key)
         if not self.answer_floor:  # the paper's rule: recorded by its absence, as in runs made before the option
             d.pop("answer_floor")

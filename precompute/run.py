@@ -1,7 +1,7 @@
 """`precompute run`: the paper's pipeline as resumable stages writing Parquet under one run folder.
 
-Stages (method.md, precompute/stages): baseline -> identification sets -> capture -> scoring -> overlap null
--> critical neurons -> effects.
+Stages (method.md, precompute/stages): baseline -> identification sets -> capture -> scoring -> activation
+distributions -> overlap null -> critical neurons -> effects.
 Every output file is written atomically (core/run_layout names them); a stage's unit of work whose file
 exists is skipped, so a killed run resumes where it stopped and ends with the same bytes as an
 uninterrupted one.

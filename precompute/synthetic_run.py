@@ -20,12 +20,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from core.adapters import neuron_space_for
+from core.distributions import QUANTILE_COLUMNS, SIDES, distributions_frame
 from core.manifest import Manifest, write_manifest
 from core.neurons import NeuronSpace
 from core.parquet_io import write_parquet_atomic
 from core.run_layout import (RANDOM, TOP_PLACES, CorpusFacts, ModelFacts, baseline_path, build_manifest, conditions,
-                             effect_path, identification_path, null_top_path, package_versions, random_sets_path,
-                             scores_path, single_neuron_path, top_prompts_path)
+                             distributions_path, effect_path, identification_path, neuron_means_path, null_top_path,
+                             package_versions, random_sets_path, scores_path, single_neuron_path, top_prompts_path)
 from precompute.options import PAPER_K_SWEEP, RunOptions
 from precompute.stages.effects import neuron_set
 from precompute.stages.identification import validated
@@ -34,6 +35,7 @@ from precompute.stages.scoring import neuron_columns, scores_frame, top_prompts_
 
 SYNTHETIC_NULL_SEEDS = 2  # permutation-null seeds drawn (random top ranks)
 SYNTHETIC_SCREENED = 64  # neurons given a drawn single-neuron screen
+SYNTHETIC_POOL = 1000  # identification prompts the drawn neuron means are said to average
 
 
 @dataclass(frozen=True)
@@ -209,8 +211,8 @@ class SyntheticRun:
 
     def _checks(self, fixed: dict) -> None:
         """The reviewer checks' tables, drawn: the random sets' neurons (exactly as the effects stage draws
-        them), random top ranks as the permutation null, and a single-neuron screen of a few neurons that
-        finds nothing critical."""
+        them), random top ranks as the permutation null, a single-neuron screen of a few neurons that
+        finds nothing critical, and drawn activation distributions of as many neurons."""
         total, limit = self.space.total, max([self.k, *self.k_sweep])
         sets = [pd.DataFrame({"family": c.ablated, "k": np.int32(c.k), "seed": np.int32(c.seed),
                               "neuron": neuron_set(c, {}, total, self.seed).astype(np.int32)})
@@ -231,6 +233,22 @@ class SyntheticRun:
             sample_first_lp_drop=self.rng.gamma(1.0, 0.01, len(grid)), prompts=np.int32(0), base_accuracy=np.nan,
             accuracy=np.nan, drop_points=np.nan)
         write_parquet_atomic(screen, single_neuron_path(self.out))
+        # Activation distributions of as many drawn neurons, positives a little higher than negatives.
+        stored = np.sort(self.rng.choice(total, min(SYNTHETIC_SCREENED, total), replace=False))
+        for rel in self.relations:
+            for lang in self.languages:
+                stats = {}
+                for side, shift, n in zip(SIDES, (0.3, 0.0), (40, 160)):
+                    values = np.sort(self.rng.normal(shift, 0.2, (len(QUANTILE_COLUMNS), len(stored))), axis=0)
+                    stats[side] = {"n": np.full(len(stored), n), "mean": values[len(values) // 2],
+                                   **dict(zip(QUANTILE_COLUMNS, values))}
+                write_parquet_atomic(distributions_frame(stored, np.zeros(len(stored), bool), stats),
+                                     distributions_path(self.out, rel, lang))
+        # Every neuron's mean over the identification pool (what mean ablation sets it to), drawn.
+        lang = self.options.identification_language
+        write_parquet_atomic(pd.DataFrame({"neuron": np.arange(total, dtype=np.int32),
+                                           "mean": self.rng.normal(0.0, 0.2, total).astype(np.float32),
+                                           "prompts": np.int32(SYNTHETIC_POOL)}), neuron_means_path(self.out, lang))
 
     def manifest(self, prompt_count: int) -> Manifest:
         shape = self.shape

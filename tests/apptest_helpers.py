@@ -9,7 +9,7 @@ import pyarrow as pa
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ("overview", "overlap", "layers", "neuron", "effects", "lab")
+PAGES = ("overview", "overlap", "layers", "neuron", "effects", "lab", "compare")
 
 
 def run_page(page: str, query: dict[str, str] | None = None, timeout: int = 180) -> AppTest:

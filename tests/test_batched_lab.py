@@ -11,7 +11,7 @@ import torch
 
 from core.adapters import neuron_space_for
 from core.generation import greedy_decode
-from core.hooks import active_request, neuron_hooks, row_masks
+from core.hooks import active_request, neuron_hooks, row_edits
 from core.lab import LabInputError, LabRequest, read_prompt_ablated, read_prompts
 from core.lab_scheduler import LabScheduler
 from core.loading import load_causal_lm
@@ -48,10 +48,10 @@ def assert_same_readout(batched, alone):
     np.testing.assert_allclose(batched.probs, alone.probs, rtol=1e-4, atol=1e-6)
 
 
-def test_row_masks_mark_each_rows_own_neurons(shared):
+def test_row_edits_mark_each_rows_own_neurons(shared):
     _, space, _ = shared
     a, b = space.neuron(3), space.neuron(space.total - 1)
-    masks = row_masks([[a], [], [a, b]], space)
+    masks = {key: edit.mask for key, edit in row_edits([[a], [], [a, b]], space).items()}
     assert masks[(a.layer, a.module)].shape[0] == 3
     assert masks[(a.layer, a.module)][:, a.index].tolist() == [True, False, True]
     assert masks[(b.layer, b.module)][:, b.index].tolist() == [False, False, True]

@@ -60,7 +60,7 @@ def test_browser_benchmark_times_a_lab_toggle():
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     if shutil.which("chromium") is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    out = run_script("-m", "bench.browser_speed", "--pages", "lab", "--cycles", "1", "--no-reference")
+    out = run_script("-m", "bench.browser_speed", "--pages", "lab", "--cycles", "1", "--no-reference", "--repeats", "1")
     assert "first switch-off (cold)" in out and "warm switch-on" in out and "target < 1 s" in out
     controls = float(re.search(r"^lab: controls drawn\s+([\d.]+)", out, re.M).group(1))
     chart = float(re.search(r"^lab: first chart \(model\)\s+([\d.]+)", out, re.M).group(1))
@@ -73,3 +73,53 @@ def test_capture_overhead_benchmark_compares_with_a_model_without_hooks():
     assert "plain forward (a model with no hooks)" in out
     ratio = float(re.search(r"overhead ratio:\s+([\d.]+)x", out).group(1))
     assert 0.2 < ratio < 20, out  # a real ratio of two timings, not a placeholder
+
+
+TOY_RUN = ["--languages", "en", "--relations", "company_ceo,company_hq", "--random-seeds", "1", "--null-seeds", "1",
+           "--critical-neurons", "40", "--critical-prompts", "1", "--effect-templates", "1"]
+
+
+def test_precompute_wall_benchmark_rebuilds_a_toy_run_and_rates_the_effects_stage():
+    """The demo run's own options, made toy-sized by later options; the effects stage's FLOP rate beside a
+    matmul's, as a ratio of the two printed figures."""
+    out = run_script("-m", "bench.precompute_wall", "--threads", "1", "--", *TOY_RUN, "--k", "10", "--k-sweep", "10")
+    assert re.search(r"^stage seconds: baseline [\d.]+, .*effects [\d.]+", out, re.M), out
+    assert re.search(r"^whole precompute: [\d.]+ s wall .* \(target 300 s: (met|not met)\)", out, re.M), out
+    line = re.search(r"^effects: (\d+) conditions, ([\d.]+) TFLOP in [\d.]+ s = ([\d.]+) GFLOP/s; float32 matmul peak "
+                     r"here ([\d.]+) GFLOP/s; ratio ([\d.]+)", out, re.M)
+    assert line, out
+    conditions, achieved, peak, ratio = int(line[1]), float(line[3]), float(line[4]), float(line[5])
+    assert conditions == 2 + 1 + 1  # two relations' top-10, one random set, one non-critical random set
+    assert achieved > 0 and peak > 0 and abs(ratio - achieved / peak) <= 0.01
+
+
+def test_precompute_wall_rebuilds_the_command_from_the_manifest():
+    from bench.precompute_wall import run_arguments
+
+    args = run_arguments({"model": "m", "k_sweep": ["10", "1%"], "critical": False, "answer_floor": True,
+                          "random_exclude_critical": False, "languages": None, "null_seeds": 0})
+    assert args == ["--model", "m", "--k-sweep", "10,1%", "--no-critical", "--answer-floor", "--null-seeds", "0"]
+
+
+def test_ablation_probe_runs_a_toy_probe(tmp_path):
+    out = run_script("-m", "bench.ablation_probe", "--fractions", "10", "--threads", "1", "--out", str(tmp_path / "p"),
+                     "--", "--relations", "company_ceo,company_hq", "--no-critical", "--null-seeds", "0",
+                     "--effect-templates", "1")
+    assert re.search(r"^k=10 \([\d.]+%\): own [-\d.]+ \(per relation \[[-\d, ]+\]\), held-out templates", out, re.M), out
+    assert re.search(r"\(\d+x\)$", out, re.M), out
+
+
+def test_synthetic_run_benchmark_at_the_small_shape(tmp_path):
+    out = run_script("-m", "bench.synthetic_7b", "--shape", "small", "--out", str(tmp_path / "synthetic"))
+    assert "synthetic=True" in out and re.search(r"store: first build [\d.]+ s, later opens [\d.]+ s", out), out
+    views = re.findall(r"^(\S.*?)\s+([\d.]+)\s+([\d.]+)\s+(met|warm only|NOT MET)$", out, re.M)
+    assert len(views) >= 5, out
+
+
+def test_load_test_serves_one_session_without_errors():
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    if shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    out = run_script("-m", "bench.load_test", "--sessions", "1", "--seconds", "8")
+    served = re.search(r"^requests served: (\d+) .*; errors: (\d+)", out, re.M)
+    assert served and int(served[1]) >= 1 and int(served[2]) == 0, out

@@ -1,6 +1,7 @@
 """A user in a real browser (Debian's Chromium via Playwright, a real `streamlit run`): every control on every page
 changed twice or more in a row, each change checked on screen and in the URL; the lab switched off, on and off;
 back and forward; hostile links; paths that are no page; screenshots of every page at two widths."""
+import contextlib
 import re
 import shutil
 import time
@@ -34,9 +35,9 @@ def browser():
             chromium.close()
 
 
-@pytest.fixture
-def page(browser):
-    url, chromium = browser
+@contextlib.contextmanager
+def tab_on(chromium, url: str):
+    """A fresh browser context's page, its links relative to `url`."""
     context = chromium.new_context(viewport={"width": 1280, "height": 1600})
     tab = context.new_page()
     tab.base = url
@@ -44,6 +45,13 @@ def page(browser):
         yield tab
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser):
+    url, chromium = browser
+    with tab_on(chromium, url) as tab:
+        yield tab
 
 
 def settle(page) -> None:
@@ -225,10 +233,21 @@ def test_neuron_every_control(page):
         type_text(page, "Neuron (layer.module.index or flat id)", neuron)
         assert query(page)["neuron"] == neuron
         assert f"Neuron **{neuron}" not in main_text(page)  # drawn as text, not Markdown source
+    drawn = []
     for lang in ["fr", "de"]:
         choose(page, "Language of the top prompts", lang)
         assert query(page)["lang"] == lang
         assert f"Identification prompts ({lang})" in main_text(page)
+        # the same control redraws the activation boxes: the section's heading names the language, its chart changes
+        assert f"Activation on positives and negatives ({lang})" in main_text(page)
+        chart = page.locator('[data-testid="stElementContainer"]:has(h3:has-text("Activation on positives")) ~ '
+                             '[data-testid="stElementContainer"]:has([data-testid="stVegaLiteChart"])').first
+        drawing = chart.locator(".vega-embed canvas, .vega-embed svg.marks").first
+        drawing.wait_for()
+        page.wait_for_timeout(800)  # let vega finish drawing
+        # the drawing itself, read in place (a screenshot would scroll the page under the next selectbox)
+        drawn.append(drawing.evaluate("e => e.toDataURL ? e.toDataURL() : e.outerHTML"))
+    assert drawn[0] != drawn[1]
 
 
 def test_effects_every_control(page):
@@ -304,6 +323,31 @@ def test_lab_off_on_off_and_every_control(page):
     page.screenshot(path=str(ARTIFACTS / "lab-after-changes.png"), full_page=True)
 
 
+def test_lab_ablation_modes(page):
+    """zero -> scale (factor 1 is the plain model, then -2) -> mean -> zero, on screen and in the URL."""
+    open_page(page, "lab?off=person_mother")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stCode\"]').length >= 2", timeout=120_000)
+    settle(page)
+    baseline = page.locator('[data-testid="stCode"]').nth(0).inner_text().strip()
+    zeroed = answer_off(page)
+    assert zeroed != baseline and "mode" not in query(page)
+    label = "What switching off does"
+    pick_radio(page, "What switching off does", "multiply by a factor")
+    assert query(page)["mode"] == "scale" and query(page)["factor"] == "0"
+    assert answer_off(page) == zeroed  # x0 is zero ablation
+    type_number(page, "Factor (scale; -10 to 10)", 1)
+    assert query(page)["factor"] == "1" and answer_off(page) == baseline  # x1 is the plain model
+    assert "Answer with the neurons scaled x1" in main_text(page)
+    type_number(page, "Factor (scale; -10 to 10)", -2)
+    assert query(page)["factor"] == "-2" and "Answer with the neurons scaled x-2" in main_text(page)
+    pick_radio(page, label, "set to its mean")
+    assert query(page)["mode"] == "mean" and "factor" not in query(page)
+    assert "Answer with the neurons set to their mean" in main_text(page)
+    pick_radio(page, label, "zero (the paper)")
+    assert "mode" not in query(page) and answer_off(page) == zeroed
+    page.screenshot(path=str(ARTIFACTS / "lab-modes.png"), full_page=True)
+
+
 def test_back_and_forward_restore_the_view(page):
     open_page(page, "layers")
     choose(page, "Language", "de")
@@ -332,20 +376,32 @@ def test_hostile_link_shows_text_not_markdown(page):
     assert "Log in again" in notices.all_inner_texts()[0] + notices.all_inner_texts()[-1]
 
 
-@pytest.mark.parametrize("path", ["overview", "overlap", "nonexistent"])
-def test_documented_and_unknown_paths(page, path):
+@pytest.mark.parametrize("path", ["overview", "overlap"])
+def test_documented_paths(page, path):
     open_page(page, f"{path}?run=demo")
-    if path == "nonexistent":
-        page.wait_for_selector('[data-testid="stPageLink"]')
-    text = main_text(page)
-    if path == "nonexistent":
-        assert "There is no page at /nonexistent" in text and "Overview" in text
-    else:
-        assert page.locator("h1").first.inner_text().startswith({"overview": "Overview", "overlap": "Overlap"}[path])
+    assert page.locator("h1").first.inner_text().startswith({"overview": "Overview", "overlap": "Overlap"}[path])
     assert page.locator('[role="dialog"]').count() == 0, page.locator('[role="dialog"]').first.inner_text()
 
 
-PAGES = ["overview", "overlap", "layers", "neuron", "effects", "lab"]
+@pytest.mark.parametrize("path", ["nonexistent", "nonexistent/page", "lab/deeper/still", "a/b/c?x=<b>hi</b>"])
+def test_unknown_paths_say_so_with_a_link_to_every_page(page, path):
+    """The server's own answer (ui/unknown_paths.py): a 404 page naming the path, escaped, linking every page;
+    following a link opens that page."""
+    from ui.page_index import PAGES as ENTRIES
+
+    response = page.goto(f"{page.base}/{path}")
+    assert response.status == 404
+    assert page.locator("h1").inner_text() == "No such page"
+    assert f"There is no page at /{path.split('?')[0]}" in page.locator("body").inner_text()
+    assert page.locator("b").count() == 0  # nothing from the URL becomes markup
+    links = page.locator("li a")
+    assert [links.nth(i).inner_text() for i in range(links.count())] == [e.title for e in ENTRIES]
+    page.get_by_role("link", name="Layers").click()
+    settle(page)
+    assert urlparse(page.url).path == "/layers" and page.locator("h1").first.inner_text().startswith("Layers")
+
+
+PAGES = ["overview", "overlap", "layers", "neuron", "effects", "lab", "compare"]
 
 
 @pytest.mark.parametrize("width", [1280, 1920])
@@ -366,3 +422,60 @@ def test_screenshots_of_every_page(browser, width):
             tab.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def compare_runs(tmp_path_factory):
+    """A runs folder with the demo and LRE runs (links) and demo-seed1, a copy of the demo run as if identified
+    again with seed 1 (the same model, other top-k sets and effects): a same-model pair and a different-model pair."""
+    from test_compare import altered_copy
+
+    base = tmp_path_factory.mktemp("compare-browser-runs")
+    for name in ("demo", "lre12"):
+        (base / name).symlink_to(DEMO_RUN_DIR.parent / name, target_is_directory=True)
+    altered_copy(DEMO_RUN_DIR, base / "demo-seed1")
+    return base
+
+
+@pytest.fixture
+def compare_page(browser, compare_runs):
+    """A page on a server of its own over `compare_runs` (the module's browser, another server)."""
+    from core.runs import RUNS_DIR_ENV
+
+    _, chromium = browser
+    with streamlit_server(extra_env={RUNS_DIR_ENV: str(compare_runs)}) as url, tab_on(chromium, url) as tab:
+        yield tab
+
+
+def test_compare_every_control(compare_page):
+    page = compare_page
+    open_page(page, "compare?run=demo&vs=nope")
+    assert "Unknown second run 'nope' in the link; comparing with demo-seed1" in main_text(page)
+    assert query(page)["vs"] == "demo-seed1" and shown(widget(page, "stSelectbox", "Second run")) == "demo-seed1"
+    open_page(page, "compare?run=demo&vs=lre12")
+    assert page.locator("h1").first.inner_text().startswith("Compare two runs")
+    assert query(page)["vs"] == "lre12" and shown(widget(page, "stSelectbox", "Second run")) == "lre12"
+    assert "Different models" in main_text(page) and "Effect tables side by side (en;" in main_text(page)
+    choose(page, "Second run", "demo-seed1")
+    assert query(page)["vs"] == "demo-seed1" and query(page)["run"] == "demo"
+    text = main_text(page)
+    assert "Same model" in text and "the runs differ in seed (0 → 1)." in text and "Top-108 agreement per relation (en)" in text
+    k_label = "k (top neurons per set, 1–358)"
+    for k, effects_at in [(36, 36), (50, 36)]:
+        type_number(page, k_label, k)
+        assert query(page)["k"] == str(k) and query(page)["vs"] == "demo-seed1"
+        text = main_text(page)
+        assert f"Top-{k} agreement per relation (en)" in text
+        assert f"own top-{effects_at} off, in both runs (en)" in text
+    assert "shown at the nearest, k = 36" in main_text(page)
+    for lang in ["de", "fr"]:
+        choose(page, "Language", lang)
+        assert query(page)["lang"] == lang and query(page)["k"] == "50"
+        assert f"Top-50 agreement per relation ({lang})" in main_text(page)
+    page.screenshot(path=str(ARTIFACTS / "compare-same-model.png"), full_page=True)
+    choose(page, "Second run", "lre12")
+    assert query(page)["vs"] == "lre12" and query(page)["lang"] == "fr"
+    text = main_text(page)
+    assert "Different models" in text and "Effect tables side by side (fr;" in text and "agreement" not in text
+    assert widget(page, "stNumberInput", k_label).count() == 0  # no k: the two models' neurons are not comparable
+    page.screenshot(path=str(ARTIFACTS / "compare-different-models.png"), full_page=True)

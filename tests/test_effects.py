@@ -31,8 +31,11 @@ def _manual_gold_logprob(lm, prompt: Prompt) -> tuple[float, float]:
     return values[0], sum(values)
 
 
-def test_tiny_random_model(tiny_models):
-    lm = load_causal_lm(tiny_models["llama"])
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "gpt2"])
+def test_tiny_random_model(tiny_models, family):
+    """A random model's first token is rarely the gold's, so the second comes from the one-token step on the
+    teacher-forced pass's cache (core.prompt_outcome) for most rows: it must equal plain greedy decoding."""
+    lm = load_causal_lm(tiny_models[family])
     prompts = [Prompt("r", "en", "s", "{}", "train", "evaluation", text, gold)
                for text, gold in [("The father of", "Talor Venmik"), ("Vexacorp", "Brevonna"), ("Le père de", "x")]]
     out = _check_same(lm, prompts)

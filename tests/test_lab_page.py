@@ -43,6 +43,46 @@ def test_lab_ablation_equals_core(store, tmp_path, monkeypatch):
     assert sorted(set(drawn.token_id)) == sorted(base.top(10))
 
 
+@pytest.mark.parametrize("mode, factor", [("scale", "-2"), ("scale", "3"), ("mean", None)])
+def test_lab_modes_from_a_link_equal_core(store, mode, factor):
+    """A link with mode (and factor) shows what core.lab computes with that ablation of the same neurons."""
+    from core.ablation import Ablation
+
+    means = store.neuron_means()
+    if mode == "mean" and means is None:
+        pytest.skip("this demo run predates the neuron means table")
+    prompt = store.query("SELECT text FROM baseline WHERE relation = 'person_mother' AND language = 'en' "
+                         "AND split = 'evaluation' AND template_kind = 'train' ORDER BY prompt_id LIMIT 1").text[0]
+    query = {"prompt": prompt, "off": "person_mother", "k": "40", "tokens": "6", "mode": mode}
+    if factor is not None:
+        query["factor"] = factor
+    at = run_page("lab", query)
+    assert_clean(at)
+    assert dict(at.query_params)["mode"] == [mode] or dict(at.query_params)["mode"] == mode
+    lm = load_causal_lm(DEMO_RUN_DIR.parent.parent / "models" / "demo")
+    space = neuron_space_for(lm.config)
+    hooks = neuron_hooks(lm.model, space)
+    ablation = Ablation("mean", means=means) if mode == "mean" else Ablation("scale", float(factor))
+    neurons = [space.neuron(int(i)) for i in store.top_neurons("person_mother", "en", 40).neuron]
+    expected = read_prompt_ablated(lm, hooks, prompt, neurons, new_tokens=6, ablation=ablation)
+    zeroed = read_prompt_ablated(lm, hooks, prompt, neurons, new_tokens=6)
+    assert at.dataframe[0].value.token_id.tolist() == expected.top(10)
+    # rtol as tests/test_batched_lab.py: the page's request may share a batch with its baseline
+    np.testing.assert_allclose(at.dataframe[0].value.ablated, expected.probs[expected.top(10)], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(expected.probs, zeroed.probs)  # the mode changes the answer's distribution
+    markdown = " ".join(m.value for m in at.markdown)
+    assert f"Answer with the neurons {ablation.effect}" in markdown
+
+
+def test_lab_refuses_an_absurd_factor_in_a_link():
+    at = run_page("lab", {"mode": "scale", "factor": "1e9"})
+    assert_clean(at)
+    assert dict(at.query_params)["factor"] in ("10", ["10"])
+    at = run_page("lab", {"mode": "scale", "factor": "nan"})
+    assert_clean(at)
+    assert any("not a number" in w for w in texts(at.warning))
+
+
 def test_lab_explains_an_empty_prompt():
     at = run_page("lab", {"prompt": "   "})
     assert_clean(at)
@@ -56,6 +96,8 @@ def test_lab_explains_an_empty_prompt():
     ("effects", {"lang": "de", "rel": "company_hq"}),
     ("lab", {"prompt": "Der Vater von Bouzei Hulir ist", "off": "person_father,person_mother", "k": "20",
              "add": "1.gate_proj.3", "tokens": "5"}),
+    ("lab", {"prompt": "The father of", "off": "person_father", "mode": "scale", "factor": "-1.5"}),
+    ("effects", {"tab": "modes", "lang": "fr"}),
 ])
 def test_link_round_trip(page, query):
     first = run_page(page, query)
@@ -85,8 +127,6 @@ def test_long_prompt_travels_in_the_link_itself(tmp_path, monkeypatch):
 
 
 def test_pages_listed_match_the_app():
-    from pathlib import Path
+    from ui.page_index import PAGE_PATHS
 
-    app = (Path(__file__).resolve().parent.parent / "app.py").read_text()
-    for page in PAGES:
-        assert f'url_path="{page}"' in app
+    assert set(PAGES) == set(PAGE_PATHS)

@@ -5,16 +5,21 @@ import pytest
 
 from core.paths import DEMO_RUN_DIR
 from core.manifest import neuron_space, read_manifest
-from core.run_layout import (TABLES, Condition, CorpusFacts, ModelFacts, baseline_path, build_manifest, capture_paths,
-                             conditions, effect_path, identification_path, null_top_path, random_sets_path,
-                             single_neuron_path, run_files, scores_path, top_prompts_path)
+from core.run_layout import (TABLES, ablations_on_disk, Condition, CorpusFacts, ModelFacts, baseline_path, build_manifest, capture_paths,
+                             conditions, distributions_path, effect_path, identification_path, mode_effect_path,
+                             neuron_means_path, null_top_path, random_sets_path, single_neuron_path, run_files,
+                             scores_path, top_prompts_path)
 
 RUN = Path("runs/x")
 
 
 def test_table_paths_are_the_readme_schema():
     assert TABLES == ("baseline", "identification", "scores", "effects", "top_prompts", "random_sets",
-                      "single_neuron", "null_top")
+                      "single_neuron", "null_top", "distributions", "neuron_means", "mode_effects")
+    assert neuron_means_path(RUN, "en") == RUN / "neuron_means/language=en/part-0.parquet"
+    assert mode_effect_path(RUN, "scale-0.5", Condition("a", "top", 0, 30)) == (
+        RUN / "mode_effects/ablation=scale-0.5/ablated=a/k=30/top-0.parquet")
+    assert distributions_path(RUN, "a", "es") == RUN / "distributions/relation=a/language=es/part-0.parquet"
     assert random_sets_path(RUN) == RUN / "random_sets/part-0.parquet"
     assert single_neuron_path(RUN) == RUN / "single_neuron/part-0.parquet"
     assert null_top_path(RUN, 3) == RUN / "null_top/seed=3/part-0.parquet"
@@ -60,7 +65,8 @@ def test_the_layout_names_exactly_the_committed_demo_runs_files():
     m = read_manifest(DEMO_RUN_DIR)
     o = m.options
     expected = run_files(DEMO_RUN_DIR, m.corpus["relations"], m.corpus["languages"], m.k_sweep, o["random_seeds"],
-                         m.k if o["random_exclude_critical"] else None, o["null_seeds"], o["critical"])
+                         m.k if o["random_exclude_critical"] else None, o["null_seeds"], o["critical"],
+                         o["identification_language"], m.k, m.ablations)
     on_disk = {p for t in TABLES for p in (DEMO_RUN_DIR / t).rglob("*.parquet")}
     assert len(expected) == len(set(expected)) == len(on_disk) and set(expected) == on_disk
 
@@ -73,6 +79,6 @@ def test_build_manifest_rebuilds_the_demo_manifest_from_its_facts():
     c = m.corpus
     corpus = CorpusFacts(c["path"], c["fingerprint"], c["relations"], c["languages"], c["prompt_suffix"], c["prompts"])
     built = build_manifest(m.status, model, neuron_space(m), corpus, m.options, m.k, m.k_sweep, m.packages,
-                           m.timings, m.resources)
-    assert built == m
+                           m.timings, m.resources, ablations=ablations_on_disk(DEMO_RUN_DIR))
+    assert built == m and m.ablations == ["zero", "mean"]
     assert build_manifest("running", model, neuron_space(m), corpus, {}, 1, [1], {}).timings == {}

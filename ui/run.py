@@ -78,7 +78,7 @@ def choose_run() -> tuple[str, RunStore] | None:
     if m.synthetic:
         st.sidebar.warning("Synthetic run: drawn at random with the shape of a real run, for load testing. "
                            "No number here is a measurement.", icon=":material/science:")
-    for table, message in store.missing.items():
+    for table, message in store.problems.items():
         st.sidebar.warning(escape_markdown(f"{table}: {message}"))
     return name, store
 

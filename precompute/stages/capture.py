@@ -13,13 +13,16 @@ from precompute.stages.scoring import scores_missing
 
 
 def capture_todo(ctx: RunContext) -> list[tuple[str, np.ndarray]]:
-    """(language, prompt ids to capture) for each language whose capture is missing while its scores (or, in
-    the identification language, the overlap null) still need it."""
+    """(language, prompt ids to capture) for each language whose capture is missing while its scores or
+    activation distributions (or, in the identification language, the overlap null) still need it."""
+    from precompute.stages.distributions import distributions_missing
+    from precompute.stages.means import means_missing
     from precompute.stages.null import null_todo
 
     todo = []
     for lang in ctx.languages:
-        needed = scores_missing(ctx, lang) or (lang == ctx.options.identification_language and null_todo(ctx))
+        needed = (scores_missing(ctx, lang) or distributions_missing(ctx, lang)
+                  or (lang == ctx.options.identification_language and (null_todo(ctx) or means_missing(ctx))))
         if capture_paths(ctx.out, lang)[0].exists() or not needed:
             continue
         ids = np.unique(np.concatenate([read_parquet(identification_path(ctx.out, r, lang)).prompt_id.to_numpy()

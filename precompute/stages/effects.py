@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.ablation import ZERO, Ablation, ablation_key
 from core.prompt_outcome import tokenize_for_eval
 from core.parquet_io import read_parquet, write_parquet_atomic
-from core.run_layout import RANDOM, RANDOM_NONCRITICAL, Condition, conditions, effect_path, random_sets_path, single_neuron_path
+from core.run_layout import (RANDOM, RANDOM_NONCRITICAL, Condition, conditions, effect_path, mode_conditions,
+                             mode_effect_path, neuron_means_path, random_sets_path, single_neuron_path)
 from precompute.context import RunContext, to_prompts
 from precompute.stages.answers import evaluate, outcome_frame
 from precompute.stages.scoring import ranking
@@ -47,15 +49,35 @@ def critical_neurons(run_dir, threshold: float) -> np.ndarray:
 
 def run_conditions(ctx: RunContext) -> list[Condition]:
     noncritical_k = ctx.k if ctx.options.random_exclude_critical else None
+    if run_ablation(ctx).mode != "zero":
+        return mode_conditions(ctx.relations, ctx.k, ctx.options.random_seeds, noncritical_k)
     return conditions(ctx.relations, ctx.k_sweep, ctx.options.random_seeds, noncritical_k)
+
+
+def run_ablation(ctx: RunContext) -> Ablation:
+    """The run's --ablation; mean reads the run's stored neuron means (the means stage writes them first)."""
+    o = ctx.options
+    if o.ablation == "mean":
+        table = read_parquet(neuron_means_path(ctx.out, o.identification_language))
+        return Ablation("mean", means=table.sort_values("neuron")["mean"].to_numpy(np.float32))
+    if o.ablation == "scale":
+        return Ablation("scale", float(o.ablation_factor))
+    return ZERO
+
+
+def condition_path(ctx: RunContext, c: Condition):
+    key = ablation_key(ctx.options.ablation, ctx.options.ablation_factor)
+    return effect_path(ctx.out, c) if key == "zero" else mode_effect_path(ctx.out, key, c)
 
 
 def random_sets_frame(ctx: RunContext) -> pd.DataFrame:
     """family, k, seed, neuron: the neurons of every random condition of the run."""
     critical = _critical(ctx)
+    noncritical_k = ctx.k if ctx.options.random_exclude_critical else None
+    every = conditions(ctx.relations, ctx.k_sweep, ctx.options.random_seeds, noncritical_k)  # the zero sweep's
     rows = [pd.DataFrame({"family": c.ablated, "k": np.int32(c.k), "seed": np.int32(c.seed),
                           "neuron": neuron_set(c, {}, ctx.space.total, ctx.options.seed, critical).astype(np.int32)})
-            for c in run_conditions(ctx) if c.kind == RANDOM]
+            for c in every if c.kind == RANDOM]
     return pd.concat(rows, ignore_index=True)
 
 
@@ -69,7 +91,7 @@ def effects_todo(ctx: RunContext) -> list[tuple[Condition, np.ndarray]]:
     """The conditions whose file is missing, with their neuron sets (rankings from the identification language)."""
     if not random_sets_path(ctx.out).exists():
         write_parquet_atomic(random_sets_frame(ctx), random_sets_path(ctx.out))
-    todo = [c for c in run_conditions(ctx) if not effect_path(ctx.out, c).exists()]
+    todo = [c for c in run_conditions(ctx) if not condition_path(ctx, c).exists()]
     if not todo:
         return []
     rankings = {rel: ranking(ctx.out, rel, ctx.options.identification_language) for rel in ctx.relations}
@@ -84,12 +106,14 @@ def run(ctx: RunContext) -> bool:
     df = effect_prompts(ctx.prompts, ctx.options.effect_templates)
     prompts = to_prompts(df)
     tokens = tokenize_for_eval(ctx.lm.tokenizer, prompts)
-    with ctx.workers.bar(total=len(todo) * len(df), desc="effects: ablated answers", unit="prompt") as bar:
+    ablation = run_ablation(ctx)
+    desc = "effects: ablated answers" + ("" if ablation.mode == "zero" else f" ({ablation.label}, main k)")
+    with ctx.workers.bar(total=len(todo) * len(df), desc=desc, unit="prompt") as bar:
         for c, neurons in todo:
-            with ctx.hooks.ablate([ctx.space.neuron(i) for i in neurons]):
+            with ctx.hooks.ablate([ctx.space.neuron(i) for i in neurons], ablation):
                 outcomes = evaluate(ctx, prompts, tokens)
             if ctx.is_main:
-                write_parquet_atomic(effect_frame(df, outcomes, c), effect_path(ctx.out, c))
+                write_parquet_atomic(effect_frame(df, outcomes, c), condition_path(ctx, c))
             bar.update(len(df))
     return True
 
