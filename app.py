@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.text import escape_markdown
 from ui.page_index import HOME, PAGE_PATHS, PAGES
+from ui.warm_imports import warm_once_in_background
 
 UNKNOWN_PATH = re.compile(r"[A-Za-z0-9_-]{1,64}")  # one path segment; a nested path never reaches the script
 
@@ -54,3 +55,4 @@ if requested not in PAGE_PATHS and UNKNOWN_PATH.fullmatch(requested):
     pages.append(st.Page(_no_such_page, title="No such page", url_path=requested, visibility="hidden"))
 st.sidebar.caption("Relation Neuron Explorer — *On Relation-Specific Neurons in LLMs* (Liu et al. 2025)")
 st.navigation(pages).run()
+warm_once_in_background()  # after the first page is drawn: the next page's imports are ready

@@ -62,3 +62,11 @@ def test_warm_imports_load_what_the_data_pages_need_and_report_failures():
     assert warm() == []
     assert all(name in sys.modules for name in MODULES)
     assert warm(("scipy.stats", "no_such_module_here")) == ["no_such_module_here"]
+
+
+def test_the_warm_up_starts_once_per_process():
+    from ui import warm_imports
+
+    warm_imports._started.clear()
+    assert warm_imports.warm_once_in_background() is True
+    assert warm_imports.warm_once_in_background() is False

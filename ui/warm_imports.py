@@ -1,7 +1,8 @@
-"""Imports the data pages need, done once in the background when the server starts (server.py), so that the
-first visitor of a fresh server does not wait for them: scipy.stats alone takes over a second on 2 cores, and
-only the overlap and effects pages need it. torch is left out: importing it would hold the interpreter for
-seconds while the first page draws, and only the lab needs it (it loads behind a visible spinner)."""
+"""Imports the data pages need, done once per server in the background right after the first page has been
+drawn (app.py), so that the next page opened does not wait for them: scipy.stats alone takes over a second on
+2 cores, and only the overlap and effects pages need it. Not at server start: an import holds the interpreter,
+and the first page would draw up to 1.5x slower beside it (measured with bench/browser_speed.py). torch is
+left out: only the lab needs it, and it loads there behind a visible spinner."""
 from __future__ import annotations
 
 import importlib
@@ -22,7 +23,13 @@ def warm(modules: tuple[str, ...] = MODULES) -> list[str]:
     return failed
 
 
-def warm_in_background() -> threading.Thread:
-    thread = threading.Thread(target=warm, name="warm-imports", daemon=True)
-    thread.start()
-    return thread
+_started = threading.Event()
+
+
+def warm_once_in_background() -> bool:
+    """Start the warm-up thread unless this process already did; True when this call started it."""
+    if _started.is_set():
+        return False
+    _started.set()
+    threading.Thread(target=warm, name="warm-imports", daemon=True).start()
+    return True
