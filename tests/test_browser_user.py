@@ -262,10 +262,12 @@ def test_effects_every_control(page):
         seen.append(query(page)["k"])
         assert f"top-{int(seen[-1]):,} off" in main_text(page)
     assert len(set(seen[:2])) == 2, seen
-    for tab, value in [("Sweep", "sweep"), ("Multilingual", "multilingual"), ("Held-out templates", "heldout")]:
+    for tab, value in [("Sweep", "sweep"), ("Multilingual", "multilingual"), ("Held-out templates", "heldout"),
+                       ("Ablation modes", "modes")]:
         page.get_by_role("tab", name=tab).click()
         settle(page)
         assert query(page)["tab"] == value
+    assert "Ablation modes side by side: top-108 off" in main_text(page)
     page.get_by_role("tab", name="Sweep").click()
     settle(page)
     for rel in ["person_father", "person_mother"]:
@@ -340,9 +342,10 @@ def test_lab_ablation_modes(page):
     assert "Answer with the neurons scaled x1" in main_text(page)
     type_number(page, "Factor (scale; -10 to 10)", -2)
     assert query(page)["factor"] == "-2" and "Answer with the neurons scaled x-2" in main_text(page)
+    assert answer_off(page) not in (baseline, zeroed)  # flipped neurons: an answer of its own
     pick_radio(page, label, "set to its mean")
     assert query(page)["mode"] == "mean" and "factor" not in query(page)
-    assert "Answer with the neurons set to their mean" in main_text(page)
+    assert "Answer with the neurons set to their mean" in main_text(page) and answer_off(page) != baseline
     pick_radio(page, label, "zero (the paper)")
     assert "mode" not in query(page) and answer_off(page) == zeroed
     page.screenshot(path=str(ARTIFACTS / "lab-modes.png"), full_page=True)
@@ -383,22 +386,23 @@ def test_documented_paths(page, path):
     assert page.locator('[role="dialog"]').count() == 0, page.locator('[role="dialog"]').first.inner_text()
 
 
-@pytest.mark.parametrize("path", ["nonexistent", "nonexistent/page", "lab/deeper/still", "a/b/c?x=<b>hi</b>"])
-def test_unknown_paths_say_so_with_a_link_to_every_page(page, path):
+def test_unknown_paths_say_so_with_a_link_to_every_page(page):
     """The server's own answer (ui/unknown_paths.py): a 404 page naming the path, escaped, linking every page;
     following a link opens that page."""
     from ui.page_index import PAGES as ENTRIES
 
-    response = page.goto(f"{page.base}/{path}")
-    assert response.status == 404
-    assert page.locator("h1").inner_text() == "No such page"
-    assert f"There is no page at /{path.split('?')[0]}" in page.locator("body").inner_text()
-    assert page.locator("b").count() == 0  # nothing from the URL becomes markup
-    links = page.locator("li a")
-    assert [links.nth(i).inner_text() for i in range(links.count())] == [e.title for e in ENTRIES]
+    for path in ["nonexistent", "nonexistent/page", "lab/deeper/still", "a/b/c?x=<b>hi</b>"]:
+        response = page.goto(f"{page.base}/{path}")
+        assert response.status == 404
+        assert page.locator("h1").inner_text() == "No such page"
+        assert f"There is no page at /{path.split('?')[0]}" in page.locator("body").inner_text()
+        assert page.locator("b").count() == 0  # nothing from the URL becomes markup
+        links = page.locator("li a")
+        assert [links.nth(i).inner_text() for i in range(links.count())] == [e.title for e in ENTRIES]
     page.get_by_role("link", name="Layers").click()
     settle(page)
-    assert urlparse(page.url).path == "/layers" and page.locator("h1").first.inner_text().startswith("Layers")
+    assert urlparse(page.url).path == "/layers"
+    assert page.locator("h1").first.inner_text().startswith("Layer distribution")
 
 
 PAGES = ["overview", "overlap", "layers", "neuron", "effects", "lab", "compare"]

@@ -100,3 +100,19 @@ def test_invalid_links_are_corrected_with_a_notice(page, query, expected):
     notices = " ".join(texts(at.warning))
     for text in expected:
         assert text in notices, (text, notices)
+
+
+def test_effects_modes_tab_shows_every_mode_of_the_run(store):
+    """The demo run holds zero and mean ablation: the tab's table is core's ablation_comparison of the two."""
+    from core.metrics import ablation_comparison
+
+    assert store.ablations() == ["zero", "mean"]
+    at = run_page("effects", {"tab": "modes", "lang": "de"})
+    assert_clean(at)
+    drawn = at.dataframe[0].value
+    m = store.manifest
+    expected = ablation_comparison({a: store.ablation_summary("train", a) for a in store.ablations()}, m.k, "de")
+    assert list(drawn.ablation) == list(expected.ablation) and list(drawn.relation) == list(expected.relation)
+    np.testing.assert_allclose(drawn.own_drop, expected.own_drop)
+    np.testing.assert_allclose(drawn.random_drop, expected.random_drop)
+    assert set(drawn.ablation) == {"zero", "mean"}
