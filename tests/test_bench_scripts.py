@@ -120,6 +120,6 @@ def test_load_test_serves_one_session_without_errors():
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     if shutil.which("chromium") is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    out = run_script("-m", "bench.load_test", "--sessions", "1", "--seconds", "8")
+    out = run_script("-m", "bench.load_test", "--sessions", "1", "--seconds", "5")
     served = re.search(r"^requests served: (\d+) .*; errors: (\d+)", out, re.M)
     assert served and int(served[1]) >= 1 and int(served[2]) == 0, out
