@@ -79,7 +79,7 @@ def effects_flops(run: Path) -> tuple[float, int]:
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         evaluate_prompts(ctx.lm.model, ctx.lm.tokenizer, prompts, ctx.options.batch_size)
-    return float(counter.get_total_flops()), len(run_conditions(ctx))
+    return float(counter.get_total_flops()) * len(run_conditions(ctx)), len(run_conditions(ctx))
 
 
 def main() -> None:
@@ -105,8 +105,9 @@ def main() -> None:
         flops, conditions = effects_flops(out)
     peak = matmul_gflops(args.threads)
     achieved = flops / timings["effects"] / 1e9
-    print(f"effects: {conditions} conditions, {flops / 1e12:.2f} TFLOP in {timings['effects']:.1f} s = "
-          f"{achieved:.1f} GFLOP/s; float32 matmul peak here {peak:.1f} GFLOP/s; ratio {achieved / peak:.2f}")
+    print(f"effects: {conditions} conditions x {flops / conditions / 1e9:.2f} GFLOP = {flops / 1e12:.2f} TFLOP in "
+          f"{timings['effects']:.1f} s = {achieved:.1f} GFLOP/s; float32 matmul peak here {peak:.1f} GFLOP/s; "
+          f"ratio {achieved / peak:.2f}")
 
 
 if __name__ == "__main__":

@@ -85,11 +85,13 @@ def test_precompute_wall_benchmark_rebuilds_a_toy_run_and_rates_the_effects_stag
     out = run_script("-m", "bench.precompute_wall", "--threads", "1", "--", *TOY_RUN, "--k", "10", "--k-sweep", "10")
     assert re.search(r"^stage seconds: baseline [\d.]+, .*effects [\d.]+", out, re.M), out
     assert re.search(r"^whole precompute: [\d.]+ s wall .* \(target 300 s: (met|not met)\)", out, re.M), out
-    line = re.search(r"^effects: (\d+) conditions, ([\d.]+) TFLOP in [\d.]+ s = ([\d.]+) GFLOP/s; float32 matmul peak "
-                     r"here ([\d.]+) GFLOP/s; ratio ([\d.]+)", out, re.M)
+    line = re.search(r"^effects: (\d+) conditions x ([\d.]+) GFLOP = ([\d.]+) TFLOP in ([\d.]+) s = ([\d.]+) GFLOP/s; "
+                     r"float32 matmul peak here ([\d.]+) GFLOP/s; ratio ([\d.]+)", out, re.M)
     assert line, out
-    conditions, achieved, peak, ratio = int(line[1]), float(line[3]), float(line[4]), float(line[5])
+    conditions, each, total, seconds, achieved, peak, ratio = (float(v) for v in line.groups())
     assert conditions == 2 + 1 + 1  # two relations' top-10, one random set, one non-critical random set
+    assert abs(total * 1e3 - conditions * each) <= 0.01 * conditions * each + 5  # every condition's work counted
+    assert abs(achieved - total * 1e3 / seconds) <= 0.05 * achieved + 0.1
     assert achieved > 0 and peak > 0 and abs(ratio - achieved / peak) <= 0.01
 
 
