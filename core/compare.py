@@ -20,8 +20,7 @@ import pandas as pd
 from core.manifest import Manifest, module_sizes
 from core.metrics import significance, summarise_relations
 from core.share_state import Notices, clip
-from core.statistics import hypergeom_overlap, paired_drop_interval
-from core.store import RunDataError
+from core.statistics import hypergeom_overlap
 
 ZERO = "zero"  # the paper's ablation: every run holds its effects at every k of the sweep
 SYNTHETIC_FINGERPRINT = "synthetic"  # every synthetic run's model fingerprint: the shape tells them apart
@@ -219,14 +218,6 @@ def describe_pair(name_a: str, a: Manifest, name_b: str, b: Manifest) -> pd.Data
 
 
 # ----- top-k agreement (same model) --------------------------------------------------------------------------------
-def top_sets(store, k: int, language: str, relations: list[str] | tuple[str, ...]) -> pd.DataFrame:
-    """Every relation's top-k neurons of one run in one language: relation, neuron, layer, module, index."""
-    return store.query(
-        "SELECT relation, neuron, layer, module::VARCHAR AS module, \"index\" FROM "
-        f"{store.ranked_table(int(k))} WHERE language = ? AND rank <= ? AND list_contains(?::VARCHAR[], relation) "
-        "ORDER BY relation, rank", [language, int(k), list(relations)])
-
-
 def _members(sets: pd.DataFrame, pairing: Pairing) -> dict[str, set]:
     """relation -> its members as comparable keys: flat ids in one space, else (layer, module, index) inside
     the common modules and layers."""
@@ -240,7 +231,7 @@ def _members(sets: pd.DataFrame, pairing: Pairing) -> dict[str, set]:
 def overlap_table(sets_a: pd.DataFrame, sets_b: pd.DataFrame, pairing: Pairing,
                   relations: list[str] | tuple[str, ...]) -> pd.DataFrame:
     """Per relation: |A|, |B|, shared, Jaccard, the chance level |A||B|/N, shared / chance and the
-    hypergeometric p of sharing at least this many (`sets_*`: top_sets of each run)."""
+    hypergeometric p of sharing at least this many (`sets_*`: RunStore.top_sets of each run)."""
     columns = ["relation", "size_a", "size_b", "shared", "jaccard", "expected", "ratio", "p_more"]
     if not pairing.comparable:
         return pd.DataFrame(columns=columns)
@@ -268,42 +259,18 @@ def compare_overlap(store_a, store_b, pairing: Pairing, k: int, language: str) -
     if not pairing.comparable:
         return OverlapComparison(k, language, pairing.total, not pairing.same_space, overlap_table(
             pd.DataFrame(), pd.DataFrame(), pairing, []))
-    sets_a = top_sets(store_a, k, language, pairing.relations)
-    sets_b = top_sets(store_b, k, language, pairing.relations)
+    sets_a = store_a.top_sets(k, language, pairing.relations)
+    sets_b = store_b.top_sets(k, language, pairing.relations)
     return OverlapComparison(k, language, pairing.total, not pairing.same_space,
                              overlap_table(sets_a, sets_b, pairing, pairing.relations))
 
 
 # ----- effects ----------------------------------------------------------------------------------------------------
-def run_ablations(store) -> list[str]:
-    """The ablations whose effects a run holds: zero (every run, the whole sweep), then the others (mean,
-    scale2, ...: the main k only) where the store can list them (RunStore.ablations)."""
-    listed = getattr(store, "ablations", None)
-    if not callable(listed):
-        return [ZERO]
-    try:
-        names = [str(name) for name in listed()]
-    except RunDataError:
-        return [ZERO]
-    return [ZERO, *(name for name in names if name != ZERO)]
-
-
 def own_intervals(store, k: int, language: str, ablation: str = ZERO, template_kind: str = "train") -> pd.DataFrame:
-    """relation, own_low, own_high: the own top-k drop's 95% percentile-bootstrap interval over prompts (paired
-    with the baseline), for the zero ablation (core.metrics.significance) or another of the run's ablations
-    (the same interval, core.statistics.paired_drop_interval, over its stored effects)."""
-    if ablation == ZERO:
-        return significance(store.paired_outcomes(int(k), language, template_kind))[["relation", "own_low", "own_high"]]
-    paired = store.query(
-        "SELECT o.relation, o.prompt_id, b.correct AS base_correct, o.correct AS own_correct FROM mode_effects o "
-        "JOIN baseline b ON b.prompt_id = o.prompt_id WHERE o.kind = 'top' AND o.ablated::VARCHAR = o.relation "
-        "AND o.k::INT = ? AND o.language = ? AND o.template_kind = ? AND o.ablation::VARCHAR = ? "
-        "ORDER BY o.relation, o.prompt_id", [int(k), language, template_kind, ablation])
-    rows = []
-    for rel, g in paired.groupby("relation"):
-        low, high = paired_drop_interval(g.base_correct.to_numpy(bool), g.own_correct.to_numpy(bool))
-        rows.append(dict(relation=rel, own_low=low, own_high=high))
-    return pd.DataFrame(rows, columns=["relation", "own_low", "own_high"])
+    """relation, own_low, own_high: the own top-k drop's 95% percentile-bootstrap interval over prompts, paired
+    with the baseline (core.metrics.significance), for any ablation the run holds."""
+    paired = store.paired_outcomes(int(k), language, template_kind, ablation)
+    return significance(paired)[["relation", "own_low", "own_high"]]
 
 
 def effect_summary(store, k: int, language: str, template_kind: str = "train", ablation: str = ZERO) -> pd.DataFrame:
@@ -311,10 +278,7 @@ def effect_summary(store, k: int, language: str, template_kind: str = "train", a
     others' mean drop, random sets' mean drop with its interval over sets) with the own drop's interval over
     prompts (own_intervals). `ablation`: zero, or another the run holds (at its main k only). Empty (with the
     columns) when the run has no effects there."""
-    if ablation == ZERO:
-        table = store.ablation_summary(template_kind)
-    else:
-        table = store.ablation_summary(template_kind, ablation=ablation)
+    table = store.ablation_summary(template_kind, ablation)
     k = int(k)
     top = table[(table.kind == "top") & (table.k == k) & (table.language == language)]
     if top.empty:

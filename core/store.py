@@ -119,6 +119,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _effects_source(ablation: str, alias: str) -> tuple[str, str, list]:
+    """(table, extra WHERE clause, its parameters) for one ablation's effects: the zero sweep's table, or another
+    ablation's rows of mode_effects. The table name is one of two fixed names; the ablation is a parameter."""
+    if ablation == "zero":
+        return "effects", "", []
+    return "mode_effects", f" AND {alias}.ablation::VARCHAR = ?", [ablation]
+
+
 class RunStore:
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
@@ -135,13 +143,17 @@ class RunStore:
             for option, value in LOCKED.items():
                 self._con.execute(f"SET {option} = {str(value).lower()}")
         self.missing: dict[str, str] = dict(self._con.execute("SELECT name, message FROM _missing").fetchall())
+        self._cached: dict[str, object] = {}
 
     @property
     def problems(self) -> dict[str, str]:
         """The missing tables worth a warning: all but the optional ones a run may simply not have (a run made
         before the table existed, or with zero ablation only); an optional table with broken files stays."""
-        return {t: message for t, message in self.missing.items()
+        if "problems" not in self._cached:  # read on every page run (the sidebar): list the folders once
+            self._cached["problems"] = {
+                t: message for t, message in self.missing.items()
                 if not (t in OPTIONAL_TABLES and not any((self.run_dir / t).rglob("*.parquet")))}
+        return self._cached["problems"]
 
     def _open_file(self, key: str) -> duckdb.DuckDBPyConnection:
         path = _build_store_file(self.run_dir, key, self.top_limit)
@@ -294,12 +306,14 @@ class RunStore:
     def neuron_means(self) -> np.ndarray | None:
         """Every neuron's mean over the identification pool, by flat id (what mean ablation sets it to); None for
         a run made before the table existed."""
-        if not self.available("neuron_means"):
-            return None
-        means = self.query("SELECT neuron, mean FROM neuron_means ORDER BY neuron")
-        if len(means) != self.total_neurons or not (means.neuron.to_numpy() == range(len(means))).all():
-            return None
-        return means["mean"].to_numpy("float32")
+        if "means" not in self._cached:  # a run's files never change under an open store (its key would)
+            means = None
+            if self.available("neuron_means"):
+                table = self.query("SELECT neuron, mean FROM neuron_means ORDER BY neuron")
+                if len(table) == self.total_neurons and (table.neuron.to_numpy() == range(len(table))).all():
+                    means = table["mean"].to_numpy("float32")
+            self._cached["means"] = means
+        return self._cached["means"]
 
     def identification_rows(self, relation: str, language: str) -> pd.DataFrame:
         """The identification prompts of one relation and language: prompt_id and positive, by prompt_id."""
@@ -314,16 +328,28 @@ class RunStore:
                           "AND list_contains(?::INT[], k::INT)", [kinds, k])
 
     # ----- the checks a reviewer asks for (schema 2): paired outcomes, critical neurons, the overlap null ----
-    def paired_outcomes(self, k: int, language: str, template_kind: str = "train") -> pd.DataFrame:
+    def paired_outcomes(self, k: int, language: str, template_kind: str = "train", ablation: str = "zero"
+                        ) -> pd.DataFrame:
         """Per evaluated relation and prompt: correct at baseline, with the relation's own top-k off, and with
-        each random set of the same k off (`family`, `seed`): the pairs a paired test compares."""
+        each random set of the same k off (`family`, `seed`): the pairs a paired test compares. `ablation`: as
+        in ablation_summary (another ablation's own and random sets both come from its effects)."""
+        source, where_o, extra_o = _effects_source(ablation, "o")
+        _, where_r, extra_r = _effects_source(ablation, "r")
         return self.query(
             "SELECT o.relation, o.prompt_id, b.correct AS base_correct, o.correct AS own_correct, "
-            "r.ablated AS family, r.seed, r.correct AS random_correct FROM effects o "
+            f"r.ablated::VARCHAR AS family, r.seed, r.correct AS random_correct FROM {source} o "
             "JOIN baseline b ON b.prompt_id = o.prompt_id "
-            "JOIN effects r ON r.prompt_id = o.prompt_id AND r.kind = 'random' AND r.k = o.k "
-            "WHERE o.kind = 'top' AND o.ablated = o.relation AND o.k = ? AND o.language = ? AND o.template_kind = ? "
-            "ORDER BY o.relation, family, r.seed, o.prompt_id", [k, language, template_kind])
+            f"JOIN {source} r ON r.prompt_id = o.prompt_id AND r.kind = 'random' AND r.k = o.k{where_r} "
+            "WHERE o.kind = 'top' AND o.ablated::VARCHAR = o.relation AND o.k::INT = ? AND o.language = ? "
+            f"AND o.template_kind = ?{where_o} ORDER BY o.relation, family, r.seed, o.prompt_id",
+            [*extra_r, int(k), language, template_kind, *extra_o])
+
+    def top_sets(self, k: int, language: str, relations: list[str] | tuple[str, ...]) -> pd.DataFrame:
+        """Every relation's top-k neurons in one language: relation, neuron, layer, module, index."""
+        return self.query(
+            "SELECT relation, neuron, layer, module::VARCHAR AS module, \"index\" FROM "
+            f"{self.ranked_table(int(k))} WHERE language = ? AND rank <= ? AND list_contains(?::VARCHAR[], relation) "
+            "ORDER BY relation, rank", [language, int(k), list(relations)])
 
     @property
     def critical_threshold(self) -> float:
@@ -368,9 +394,8 @@ class RunStore:
         """Per (ablated set, k, seed, evaluated relation, language): accuracy before and after, log-prob drops,
         drop in points and relative drop. The one implementation (tests/run_oracle.py holds a pandas check).
         `ablation`: zero (the sweep) or another of the run's ablations (core.ablation keys, main k only)."""
-        source, where, params = "effects", "", [template_kind]
-        if ablation != "zero":
-            source, where, params = "mode_effects", " AND e.ablation::VARCHAR = ?", [template_kind, ablation]
+        source, where, extra = _effects_source(ablation, "e")
+        params = [template_kind, *extra]
         df = self.query(
             "SELECT e.ablated, e.kind, e.k_from::INT AS k_from, e.k::INT AS k, e.seed, e.relation, e.language, "
             "avg(b.correct::INT) AS base_accuracy, avg(e.correct::INT) AS accuracy, count(*) AS prompts, "

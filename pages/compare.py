@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.compare import (ZERO, compare_effects, compare_overlap, default_k, describe_pair, effect_ks, pair_runs,
-                          pick_second_run, run_ablations, second_run_choices)
+                          pick_second_run, second_run_choices)
 from core.manifest import ManifestError
 from core.runs import discover_runs, runs_dir
 from core.share_state import pick_int, pick_one
@@ -52,7 +52,7 @@ languages = list(pairing.languages)
 lang0 = pick_one(p, "lang", languages, ident_lang if ident_lang in languages else (languages or [ident_lang])[0],
                  parsed, "language") if languages else None
 k0 = pick_int(p, "k", 1, pairing.k_limit, default_k(m, pairing), parsed, "k") if pairing.comparable else None
-ablations_a, ablations_b = run_ablations(store), run_ablations(other)
+ablations_a, ablations_b = store.ablations(), other.ablations()
 with_modes = len(ablations_a) > 1 or len(ablations_b) > 1  # a run holds effects of another ablation than zero
 abl0 = pick_one(p, "abl", ablations_a, ZERO, parsed, "ablation") if with_modes else ZERO
 vs_abl0 = pick_one(p, "vs_abl", ablations_b, ZERO, parsed, "ablation of the second run") if with_modes else ZERO

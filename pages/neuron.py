@@ -176,8 +176,14 @@ def critical_list_section():
                          "drop_points": st.column_config.NumberColumn("drop (points)", format="%.1f")})
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def profile_for(run: str, neuron: int) -> pd.DataFrame:
+    """Read once for the AP heatmap and the activation boxes, and not again when only the language changes."""
+    return store.neuron_profile(neuron)
+
+
 def profile_section():
-    prof = store.neuron_profile(flat)
+    prof = profile_for(run_name, flat)
     st.subheader("Average precision per relation and language")
     chart = alt.Chart(prof).mark_rect().encode(
         x=alt.X("language:N", axis=label_axis()), y=alt.Y("relation:N", title=None, axis=label_axis()),
@@ -205,7 +211,7 @@ def distribution_section():
                    "the finished stages are skipped, the activations are captured again, and only the new table "
                    "(distributions/) is written.")
         return
-    boxes = activation_boxes(store.activation_quantiles(flat), store.neuron_profile(flat), lang)
+    boxes = activation_boxes(store.activation_quantiles(flat), profile_for(run_name, flat), lang)
     if boxes.empty:
         st.caption(f"Activation distributions are stored for every neuron ranked in the top {store.top_limit:,} "
                    "(the run's largest k) of some relation in some language, and for a uniform sample of "

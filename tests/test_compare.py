@@ -17,7 +17,7 @@ from scipy import stats
 from apptest_helpers import assert_clean, chart_frames, chart_specs, has_tooltips, run_page, texts
 from core.adapters import neuron_space_for
 from core.compare import (ZERO, Difference, compare_effects, compare_overlap, default_k, effect_k, effect_ks,
-                          overlap_table, pair_runs, pick_second_run, run_ablations, second_run_choices)
+                          overlap_table, pair_runs, pick_second_run, second_run_choices)
 from core.manifest import MANIFEST, read_manifest
 from core.metrics import significance
 from core.paths import DEMO_RUN_DIR
@@ -387,7 +387,7 @@ def mean_run(runs, tmp_path_factory):
 
 def test_effects_of_another_ablation(runs, stores, mean_run):
     path, store = mean_run
-    assert run_ablations(stores["syn-a"]) == [ZERO] and run_ablations(store) == [ZERO, "mean"]
+    assert stores["syn-a"].ablations() == [ZERO] and store.ablations() == [ZERO, "mean"]
     pairing = pair_runs(stores["syn-a"].manifest, store.manifest)
     assert pairing.same_model and Difference("ablations stored", "zero", "zero, mean") in pairing.differences
     # Another ablation than zero exists at the main k only: each run is read there, whatever k was asked.

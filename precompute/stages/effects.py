@@ -49,7 +49,7 @@ def critical_neurons(run_dir, threshold: float) -> np.ndarray:
 
 def run_conditions(ctx: RunContext) -> list[Condition]:
     noncritical_k = ctx.k if ctx.options.random_exclude_critical else None
-    if run_ablation(ctx).mode != "zero":
+    if ctx.options.ablation != "zero":  # not run_ablation: that reads the stored means
         return mode_conditions(ctx.relations, ctx.k, ctx.options.random_seeds, noncritical_k)
     return conditions(ctx.relations, ctx.k_sweep, ctx.options.random_seeds, noncritical_k)
 
