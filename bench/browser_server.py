@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -22,21 +23,24 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(extra_env: dict | None = None, timeout: float = 90, args: list[str] | None = None):
+def streamlit_server(extra_env: dict | None = None, timeout: float = 90, args: list[str] | None = None,
+                     on_healthy: Callable[[float], None] | None = None):
     """`streamlit run server.py [-- args]`: app.py behind the redirect of nested unknown paths."""
-    with streamlit_script_server(ROOT / "server.py", extra_env, timeout, args) as url:
+    with streamlit_script_server(ROOT / "server.py", extra_env, timeout, args, on_healthy) as url:
         yield url
 
 
 @contextlib.contextmanager
 def streamlit_script_server(script: Path, extra_env: dict | None = None, timeout: float = 90,
-                            args: list[str] | None = None):
-    """`streamlit run script` (any script, run from the repository root); yields its address once healthy."""
+                            args: list[str] | None = None, on_healthy: Callable[[float], None] | None = None):
+    """`streamlit run script` (any script, run from the repository root); yields its address once healthy, after
+    passing `on_healthy` the seconds from the process's start to its first healthy answer."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"] + (["--", *args] if args else [])
     env = {**os.environ, **(extra_env or {})}
+    started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -52,6 +56,8 @@ def streamlit_script_server(script: Path, extra_env: dict | None = None, timeout
                 raise RuntimeError(f"streamlit exited: {proc.stdout.read()[-2000:]}")
         else:
             raise RuntimeError("streamlit did not become healthy in time")
+        if on_healthy is not None:
+            on_healthy(time.perf_counter() - started)
         yield url
     finally:
         proc.terminate()

@@ -3,8 +3,9 @@
     python -m bench.browser_speed [--cycles 5] [--repeats 3] [--pages overview,lab] [--no-reference]
 
 First render: for each page a fresh `streamlit run server.py` is started and the time from navigation to a
-drawn chart is measured (so every page pays its own first load of the run and, for the lab, the model);
-the same is done for a trivial Streamlit app (a title and one tiny Altair chart) and each page is also
+drawn chart is measured (so every page pays its own first load of the run and, for the lab, the model; the
+explorer's server imports the pages' libraries before it listens, so each server's start, from its process to
+its first healthy answer, is printed too); the same is done for a trivial Streamlit app (a title and one tiny Altair chart) and each page is also
 given as a multiple of it. Every server is started --repeats times, the pages taking turns (the reference,
 then each page, then again), and the median is printed: a shared machine's noise falls on all alike. The run's
 store is built before the first timing, so no page pays for indexing. A nested path that is no page
@@ -183,6 +184,8 @@ def main() -> None:
 
     RunStore(runs_dir() / "demo").close()  # index the run once, before any timing
     samples: dict[str, list[float]] = {}
+    starts: dict[str, list[float]] = {}  # process start -> healthy, per kind of server
+    started = lambda kind: lambda seconds: starts.setdefault(kind, []).append(seconds)  # noqa: E731
     missing_page = None
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -191,15 +194,15 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     script = Path(tmp) / "reference_app.py"
                     script.write_text(REFERENCE_APP)
-                    with streamlit_script_server(script) as url:
+                    with streamlit_script_server(script, on_healthy=started("reference app")) as url:
                         samples.setdefault("reference (title + 1 chart)", []).append(seconds_to_chart(browser, url))
             for name in pages:
                 if name != "lab":
-                    with streamlit_server() as url:
+                    with streamlit_server(on_healthy=started("explorer (server.py)")) as url:
                         samples.setdefault(name, []).append(seconds_to_chart(browser, f"{url}/{name}?run=demo"))
                         if missing_page is None:
                             missing_page = seconds_to_heading(browser, f"{url}/nonexistent/page", "No such page")
-            with streamlit_server() as url:
+            with streamlit_server(on_healthy=started("explorer (server.py)")) as url:
                 if repeat == 0:  # the toggles, once
                     (controls, chart), kept_times, kept_problems = lab_session(browser, url, args.cycles)
                 else:
@@ -219,6 +222,10 @@ def main() -> None:
     for name, seconds in first.items():
         print(f"{name:<28} {seconds:>6.2f}" + (f" {seconds / ref:>12.2f}" if ref else "") + "  "
               + " ".join(f"{v:.2f}" for v in samples[name]))
+    print("Server start (process start -> first healthy answer; the explorer imports its pages' libraries before "
+          "it listens), median")
+    for kind, values in starts.items():
+        print(f"{kind:<28} {statistics.median(values):>6.2f}  " + " ".join(f"{v:.2f}" for v in values))
     if missing_page is not None:
         print(f"/nonexistent/page -> 'No such page' drawn in {missing_page:.2f} s (target < 1 s: "
               f"{'met' if missing_page < 1 else 'NOT met'})")

@@ -1,4 +1,7 @@
 """Every page under AppTest, with and without query parameters; what is drawn equals the core queries."""
+import re
+from urllib.parse import parse_qs, urlsplit
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +12,7 @@ from core.manifest import module_sizes
 from core.metrics import intra_relation
 from core.overlap import complete_grid, filtered_total, overlap_long
 from core.store import RunStore
+from core.text import escape_markdown
 
 pytestmark = pytest.mark.skipif(not (DEMO_RUN_DIR / "manifest.json").exists(), reason="demo run not built")
 
@@ -34,6 +38,16 @@ def test_overview_chart_is_the_baseline_query(store):
     drawn = chart_frames(at)[0]
     expected = store.baseline_accuracy(template_kind="heldout")
     pd.testing.assert_frame_equal(drawn[expected.columns].reset_index(drop=True), expected, check_dtype=False)
+
+
+def test_the_link_to_a_view_holds_its_state_and_the_sidebar_lists_the_options(store):
+    at = run_page("overview", {"tk": "heldout"})
+    assert_clean(at)
+    text = next(m.value for m in at.markdown if "Open this view" in m.value)
+    target, shown = re.search(r"\[Open this view\]\((.*?)\).*`(.*?)`", text, re.S).groups()
+    assert target == shown and parse_qs(urlsplit(target).query) == {"run": ["demo"], "tk": ["heldout"]}
+    options = next(m.value for m in at.sidebar.markdown if m.value.startswith("**options**"))
+    assert all(escape_markdown(f"{key}: {value}") in options for key, value in store.manifest.options.items())
 
 
 def test_overlap_chart_matches_core(store):

@@ -74,7 +74,9 @@ def choose_run() -> tuple[str, RunStore] | None:
             f"**pooling** {m.options['pooling']}, negatives x{m.options['negatives_ratio']:g}, seed {m.options['seed']}  \n"
             f"**languages** {', '.join(m.corpus['languages'])}  \n**status** {m.status}"
             + ("  \n**synthetic data**: not from a model" if m.synthetic else ""))
-        st.json(m.options, expanded=False)
+        # Markdown, not st.json: the JSON viewer's script delayed every page's first chart.
+        st.markdown("**options**  \n" + "  \n".join(escape_markdown(f"{key}: {value}")
+                                                   for key, value in sorted(m.options.items())))
     if m.synthetic:
         st.sidebar.warning("Synthetic run: drawn at random with the shape of a real run, for load testing. "
                            "No number here is a measurement.", icon=":material/science:")

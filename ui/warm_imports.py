@@ -1,8 +1,10 @@
-"""Imports the data pages need, done once per server in the background right after the first page has been
-drawn (app.py), so that the next page opened does not wait for them: scipy.stats alone takes over a second on
-2 cores, and only the overlap and effects pages need it. Not at server start: an import holds the interpreter,
-and the first page would draw up to 1.5x slower beside it (measured with bench/browser_speed.py). torch is
-left out: only the lab needs it, and it loads there behind a visible spinner."""
+"""Imports the pages need, paid by the server rather than by its first visitor.
+
+`streamlit run server.py` (the README's command) imports every module here before it listens (`warm`, from
+server.py): the first page then draws as soon as a trivial app would, and the lab's model loads without first
+importing torch (bench/browser_speed.py prints the server's longer start beside the pages' first renders).
+In a thread beside a page the same imports held the interpreter and drew that page up to 1.5x slower, so
+`streamlit run app.py` warms only after its first page has drawn (`warm_once_in_background`)."""
 from __future__ import annotations
 
 import importlib
@@ -10,6 +12,7 @@ import threading
 
 MODULES = ("pandas", "pyarrow", "duckdb", "altair", "scipy.stats", "core.store", "core.metrics", "core.overlap",
            "core.statistics")
+LAB_MODULES = ("torch", "transformers", "core.serving", "core.hooks", "core.lab")
 
 
 def warm(modules: tuple[str, ...] = MODULES) -> list[str]:
