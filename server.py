@@ -6,7 +6,7 @@ import streamlit as st
 from starlette.middleware import Middleware
 
 from ui.unknown_paths import UnknownPathAnswer
-from ui.warm_imports import LAB_MODULES, MODULES, warm
+from ui.warm_imports import warm_before_serving
 
-warm(MODULES + LAB_MODULES)
+warm_before_serving()
 app = st.App("app.py", middleware=[Middleware(UnknownPathAnswer)])

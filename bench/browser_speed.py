@@ -184,8 +184,7 @@ def main() -> None:
 
     RunStore(runs_dir() / "demo").close()  # index the run once, before any timing
     samples: dict[str, list[float]] = {}
-    starts: dict[str, list[float]] = {}  # process start -> healthy, per kind of server
-    started = lambda kind: lambda seconds: starts.setdefault(kind, []).append(seconds)  # noqa: E731
+    starts: dict[str, list[float]] = {"reference app": [], "explorer (server.py)": []}  # process start -> healthy
     missing_page = None
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -194,15 +193,15 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     script = Path(tmp) / "reference_app.py"
                     script.write_text(REFERENCE_APP)
-                    with streamlit_script_server(script, on_healthy=started("reference app")) as url:
+                    with streamlit_script_server(script, on_healthy=starts["reference app"].append) as url:
                         samples.setdefault("reference (title + 1 chart)", []).append(seconds_to_chart(browser, url))
             for name in pages:
                 if name != "lab":
-                    with streamlit_server(on_healthy=started("explorer (server.py)")) as url:
+                    with streamlit_server(on_healthy=starts["explorer (server.py)"].append) as url:
                         samples.setdefault(name, []).append(seconds_to_chart(browser, f"{url}/{name}?run=demo"))
                         if missing_page is None:
                             missing_page = seconds_to_heading(browser, f"{url}/nonexistent/page", "No such page")
-            with streamlit_server(on_healthy=started("explorer (server.py)")) as url:
+            with streamlit_server(on_healthy=starts["explorer (server.py)"].append) as url:
                 if repeat == 0:  # the toggles, once
                     (controls, chart), kept_times, kept_problems = lab_session(browser, url, args.cycles)
                 else:
@@ -225,7 +224,8 @@ def main() -> None:
     print("Server start (process start -> first healthy answer; the explorer imports its pages' libraries before "
           "it listens), median")
     for kind, values in starts.items():
-        print(f"{kind:<28} {statistics.median(values):>6.2f}  " + " ".join(f"{v:.2f}" for v in values))
+        if values:
+            print(f"{kind:<28} {statistics.median(values):>6.2f}  " + " ".join(f"{v:.2f}" for v in values))
     if missing_page is not None:
         print(f"/nonexistent/page -> 'No such page' drawn in {missing_page:.2f} s (target < 1 s: "
               f"{'met' if missing_page < 1 else 'NOT met'})")

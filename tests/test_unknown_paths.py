@@ -64,6 +64,17 @@ def test_warm_imports_load_what_the_data_pages_need_and_report_failures():
     assert warm(("scipy.stats", "no_such_module_here")) == ["no_such_module_here"]
 
 
+def test_a_server_that_warmed_before_serving_starts_no_background_warm_up():
+    import sys
+
+    from ui import warm_imports
+
+    warm_imports._started.clear()
+    assert warm_imports.warm_before_serving() == []
+    assert all(name in sys.modules for name in warm_imports.MODULES + warm_imports.LAB_MODULES)
+    assert warm_imports.warm_once_in_background() is False
+
+
 def test_the_warm_up_starts_once_per_process():
     from ui import warm_imports
 

@@ -29,6 +29,13 @@ def warm(modules: tuple[str, ...] = MODULES) -> list[str]:
 _started = threading.Event()
 
 
+def warm_before_serving() -> list[str]:
+    """Every page's imports, the lab's included, in this thread (server.py, before it listens); the per-page
+    background warm-up then has nothing left to do and does not start."""
+    _started.set()
+    return warm(MODULES + LAB_MODULES)
+
+
 def warm_once_in_background() -> bool:
     """Start the warm-up thread unless this process already did; True when this call started it."""
     if _started.is_set():
