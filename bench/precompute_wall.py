@@ -106,7 +106,7 @@ def main() -> None:
     peak = matmul_gflops(args.threads)
     achieved = flops / timings["effects"] / 1e9
     print(f"effects: {conditions} conditions x {flops / conditions / 1e9:.2f} GFLOP = {flops / 1e12:.2f} TFLOP in "
-          f"{timings['effects']:.1f} s = {achieved:.1f} GFLOP/s; float32 matmul peak here {peak:.1f} GFLOP/s; "
+          f"{timings['effects']:.3f} s = {achieved:.1f} GFLOP/s; float32 matmul peak here {peak:.1f} GFLOP/s; "
           f"ratio {achieved / peak:.2f}")
 
 
