@@ -12,18 +12,20 @@ pooled rows (the union of the sets) are sorted once and every relation is counte
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from core.mapped import NpyColumns, column_block
-from core.scoring import PooledSets
+from core.scoring import PooledSets, in_threads
 
 STATISTICS = ("ap", "sign", "mean_pos", "median_pos", "mean_neg")
 MAX_CHUNK = 65536
 MIN_CHUNK = 256
+STATISTICS_PART = 1024  # columns per part of the per-column statistics (a part's scratch stays in cache)
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,11 @@ class StreamScores:
 
 
 def chunk_columns(rows: int, memory_budget: int) -> int:
-    """Columns per chunk so that four float32 copies of a column stay within the budget: the block, its pooled
-    rows (a copy only when some rows are in no set), one relation's subset and its median's scratch. The
-    pooled AP works in parts of a few neurons whose working memory is fixed (core.scoring.CPU_PART_BYTES per
-    thread; on a GPU, DEVICE_PART_BYTES there), not a multiple of the chunk."""
+    """Columns per chunk so that four float32 copies of a column stay within the budget: the block, the next
+    block being read meanwhile, the block's pooled rows (a copy only when some rows are in no set) and the
+    scratch of its column parts (negated values for the top prompts, a relation's positives for its median).
+    The pooled AP works in parts of a few neurons whose working memory is fixed (core.scoring.CPU_PART_BYTES
+    per thread; on a GPU, DEVICE_PART_BYTES there), not a multiple of the chunk."""
     per_column = max(1, rows) * 4 * 4
     return int(min(MAX_CHUNK, max(MIN_CHUNK, memory_budget // per_column)))
 
@@ -113,16 +116,27 @@ def score_stream(
                        np.empty((n, places), dtype=np.int32), np.empty((n, places), dtype=np.float32))
     step = chunk_columns(rows, memory_budget)
     pool, layout = pooled_sets(sets) if sets else (None, None)
-    for lo in range(0, n, step):
-        hi = min(lo + step, n)
-        block = column_block(acts, lo, hi)
-        best = top_rows(block, places)
-        out.top_prompt[lo:hi] = prompt_ids[best]
-        out.top_value[lo:hi] = np.take_along_axis(block.T, best, axis=1)
+    split = {rel: (s.rows[s.positive], s.rows[~s.positive]) for rel, s in sets.items()}
+    for lo, hi, block in blocks_read_ahead(acts, step):
+        def part_statistics(part: slice) -> None:
+            """Top prompts, means and medians of the block's columns `part` (numpy releases the GIL: parts run
+            in threads). Per column exactly what whole-block numpy calls give: the axis-0 means add row by row,
+            and a median of the transposed positives equals the median down their column."""
+            at = slice(lo + part.start, lo + part.stop)
+            best = top_rows(block[:, part], places)
+            out.top_prompt[at] = prompt_ids[best]
+            out.top_value[at] = np.take_along_axis(block[:, part].T, best, axis=1)
+            for rel, (positives, negatives) in split.items():
+                pos = block[positives, part]
+                r = out.stats[rel]
+                r["mean_pos"][at] = pos.mean(0)
+                r["median_pos"][at] = np.median(np.ascontiguousarray(pos.T), axis=1)
+                r["mean_neg"][at] = block[negatives, part].mean(0)
+
+        in_threads(part_statistics, column_parts(hi - lo))
         if sets:
             ap_all, reverse_all = pooled_ap(block, pool, layout, device, either_direction)
-        for i, (rel, s) in enumerate(sets.items()):
-            x, labels = block[s.rows], s.positive
+        for i, rel in enumerate(sets):
             r = out.stats[rel]
             ap = ap_all[i]
             sign = np.ones_like(ap)
@@ -131,13 +145,36 @@ def score_stream(
                 lower = reverse > ap  # ties keep the paper's side
                 ap, sign = np.where(lower, reverse, ap), np.where(lower, -1.0, 1.0)
             r["ap"][lo:hi], r["sign"][lo:hi] = ap, sign
-            r["mean_pos"][lo:hi] = x[labels].mean(0)
-            r["median_pos"][lo:hi] = np.median(x[labels], axis=0)
-            r["mean_neg"][lo:hi] = x[~labels].mean(0)
             if on_progress is not None:
                 on_progress(hi - lo)
         del block
     return out
+
+
+def column_parts(columns: int) -> list[slice]:
+    """A block's columns in near-equal parts of at most STATISTICS_PART columns, for in_threads (equal, so that
+    no part is a sliver: a one-column part would be summed in another order than its neighbours)."""
+    count = -(-columns // STATISTICS_PART)
+    bounds = np.linspace(0, columns, count + 1).round().astype(int) if count else [0]
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def blocks_read_ahead(acts: np.ndarray | NpyColumns, step: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(lo, hi, columns lo:hi as a contiguous block) for consecutive chunks of `step` columns, the next chunk
+    read in a thread while the caller works on this one: reading a capture on disk waits for the disk, so the
+    wait overlaps the scoring instead of adding to it."""
+    n = acts.shape[1]
+    bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+    if not bounds:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
+        pending = reader.submit(column_block, acts, *bounds[0])
+        for i, (lo, hi) in enumerate(bounds):
+            block = pending.result()
+            if i + 1 < len(bounds):
+                pending = reader.submit(column_block, acts, *bounds[i + 1])
+            yield lo, hi, block
+            del block
 
 
 def ap_stream(acts: np.ndarray | NpyColumns, sets: dict[str, LabelledRows], memory_budget: int = 1 << 30,

@@ -60,7 +60,7 @@ DEVICE_PART_BYTES = 1 << 30  # other devices: a part's working memory there
 _POOL: ThreadPoolExecutor | None = None
 
 
-def _in_threads(fn: Callable[[slice], object], parts: list[slice]) -> None:
+def in_threads(fn: Callable[[slice], object], parts: list[slice]) -> None:
     """fn(part) for every part, in as many threads as torch uses (numpy's sort, take, accumulate and
     arithmetic release the GIL, so parts run in parallel)."""
     global _POOL
@@ -168,7 +168,7 @@ class PooledSets:
         if cpu:
             values = (scores if scores.dtype == torch.float32 else scores.to(torch.float32)).numpy()
             ap_np, reverse_np = ap.numpy(), None if reverse is None else reverse.numpy()
-            _in_threads(lambda part: self._cpu_part(values[:, part], ap_np[:, part],
+            in_threads(lambda part: self._cpu_part(values[:, part], ap_np[:, part],
                                                     None if reverse_np is None else reverse_np[:, part]), parts)
         else:
             for part in parts:

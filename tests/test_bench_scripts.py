@@ -51,8 +51,10 @@ def test_gpu_benchmark_lab_path_alone():
 
 def test_memory_benchmark_runs_at_a_small_size(tmp_path):
     out = run_script("-m", "bench.memory_7b", "--prompts", "1600", "--neurons", "3000", "--score-neurons", "2000",
-                     "--work", str(tmp_path))
+                     "--memory-mib", "8", "--work", str(tmp_path))  # 327 columns per chunk: 6 whole chunks, a part
     assert "peak resident" in out and "extrapolated to all 3,000 neurons" in out
+    line = re.search(r"first chunk ([\d.]+) s .*then ([\d.]+) s per whole chunk \(median of (\d+);", out)
+    assert line and int(line[3]) == 5, out  # the 5 whole chunks after the first; the partial last one left out
     assert not list(tmp_path.glob("*.npy"))  # the capture file is removed afterwards
 
 

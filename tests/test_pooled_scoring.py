@@ -12,6 +12,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 import core.scoring as scoring
+import core.score_stream as score_stream_module
 from core.score_stream import LabelledRows, ap_stream, score_stream
 from core.scoring import PooledSets, average_precision, pooled_average_precision
 
@@ -126,7 +127,8 @@ def reference_stream(acts, sets, either_direction):
 
 
 @pytest.mark.parametrize("either_direction", [False, True])
-def test_score_stream_and_ap_stream_keep_their_outputs(either_direction):
+def test_score_stream_and_ap_stream_keep_their_outputs(either_direction, monkeypatch):
+    monkeypatch.setattr(score_stream_module, "STATISTICS_PART", 70)  # several column parts per chunk, in threads
     rng = np.random.default_rng(7)
     acts = tied_capture(rng, rows=140, neurons=600, infinities=False)
     acts[:, 300:] = rng.normal(size=(140, 300)).astype(np.float32)  # continuous columns beside the tied ones
