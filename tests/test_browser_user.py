@@ -151,6 +151,21 @@ def test_overview_templates_radio(page):
         assert query(page)["tk"] == value
 
 
+def test_the_shell_preloads_the_charts_code(page):
+    from ui.preload_chunks import chunks_to_preload
+
+    open_page(page, "layers")
+    # the shell's script adds the links on the page's load event: wait for every chunk the server lists
+    page.wait_for_function("""(chunks) => {
+        const asked = new Set([...document.querySelectorAll('link[rel=modulepreload]')]
+                              .map(l => l.href.split('/static/js/').pop()));
+        return chunks.every(c => asked.has(c));
+    }""", arg=chunks_to_preload(), timeout=15_000)
+    failed = page.evaluate("() => performance.getEntriesByType('resource')"
+                           ".filter(e => e.name.includes('/static/js/') && e.responseStatus >= 400).map(e => e.name)")
+    assert failed == [] and page.locator('[data-testid="stVegaLiteChart"]').count() >= 1
+
+
 def test_layers_every_control(page):
     open_page(page, "layers")
     for lang in ["de", "fr", "es"]:
