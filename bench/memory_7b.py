@@ -93,9 +93,9 @@ def main() -> None:
         # The first chunk's read is waited for; every later chunk is read while the one before it is scored. So
         # the whole is the first chunk as measured plus, per later chunk, the steady time of the chunks measured
         # after it (whole chunks only; with a single chunk the plain rate is all there is).
-        first = chunk_done[0] - t0
-        steady = [(b - a) / chunk for a, b in zip(chunk_done[:-1], chunk_done[1:-1] if cols % chunk else chunk_done[1:])]
-        per_column = statistics.median(steady) if steady else score_s / cols
+        seconds = np.diff([t0, *chunk_done])  # each chunk's own time
+        first, steady = seconds[0], seconds[1 : cols // chunk] / chunk  # whole chunks after the first
+        per_column = statistics.median(steady) if len(steady) else score_s / cols
         whole = first + (args.neurons - min(chunk, cols)) * per_column
         print(f"  first chunk {first:.1f} s (its read waited for), then {per_column * chunk:.1f} s per whole chunk "
               f"(median of {len(steady)}; the next chunk read meanwhile)")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import mmap
 import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
 
 import numpy as np
 
@@ -63,3 +65,21 @@ def column_block(array, lo: int, hi: int) -> np.ndarray:
     if isinstance(array, NpyColumns):
         return array.block(lo, hi)
     return np.ascontiguousarray(array[:, lo:hi])
+
+
+def blocks_read_ahead(acts: np.ndarray | NpyColumns, step: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(lo, hi, columns lo:hi as a contiguous block) for consecutive chunks of `step` columns, the next chunk
+    read in a thread while the caller works on this one: reading a capture on disk waits for the disk, so the
+    wait overlaps the caller's work instead of adding to it."""
+    n = acts.shape[1]
+    bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+    if not bounds:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
+        pending = reader.submit(column_block, acts, *bounds[0])
+        for i, (lo, hi) in enumerate(bounds):
+            block = pending.result()
+            if i + 1 < len(bounds):
+                pending = reader.submit(column_block, acts, *bounds[i + 1])
+            yield lo, hi, block
+            del block

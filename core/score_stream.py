@@ -12,14 +12,13 @@ pooled rows (the union of the sets) are sorted once and every relation is counte
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 
-from core.mapped import NpyColumns, column_block
+from core.mapped import NpyColumns, blocks_read_ahead
 from core.scoring import PooledSets, in_threads
 
 STATISTICS = ("ap", "sign", "mean_pos", "median_pos", "mean_neg")
@@ -154,27 +153,8 @@ def score_stream(
 def column_parts(columns: int) -> list[slice]:
     """A block's columns in near-equal parts of at most STATISTICS_PART columns, for in_threads (equal, so that
     no part is a sliver: a one-column part would be summed in another order than its neighbours)."""
-    count = -(-columns // STATISTICS_PART)
-    bounds = np.linspace(0, columns, count + 1).round().astype(int) if count else [0]
+    bounds = np.linspace(0, columns, -(-columns // STATISTICS_PART) + 1).round().astype(int)
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def blocks_read_ahead(acts: np.ndarray | NpyColumns, step: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(lo, hi, columns lo:hi as a contiguous block) for consecutive chunks of `step` columns, the next chunk
-    read in a thread while the caller works on this one: reading a capture on disk waits for the disk, so the
-    wait overlaps the scoring instead of adding to it."""
-    n = acts.shape[1]
-    bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
-    if not bounds:
-        return
-    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
-        pending = reader.submit(column_block, acts, *bounds[0])
-        for i, (lo, hi) in enumerate(bounds):
-            block = pending.result()
-            if i + 1 < len(bounds):
-                pending = reader.submit(column_block, acts, *bounds[i + 1])
-            yield lo, hi, block
-            del block
 
 
 def ap_stream(acts: np.ndarray | NpyColumns, sets: dict[str, LabelledRows], memory_budget: int = 1 << 30,
@@ -185,11 +165,9 @@ def ap_stream(acts: np.ndarray | NpyColumns, sets: dict[str, LabelledRows], memo
     out = {name: np.empty(n) for name in sets}
     if not sets:
         return out
-    step = chunk_columns(rows, memory_budget)
     pool, layout = pooled_sets(sets)
-    for lo in range(0, n, step):
-        hi = min(lo + step, n)
-        ap, reverse = pooled_ap(column_block(acts, lo, hi), pool, layout, device, either_direction)
+    for lo, hi, block in blocks_read_ahead(acts, chunk_columns(rows, memory_budget)):
+        ap, reverse = pooled_ap(block, pool, layout, device, either_direction)
         if reverse is not None:
             ap = np.maximum(ap, reverse)
         for i, name in enumerate(sets):

@@ -3,7 +3,7 @@ import asyncio
 import json
 import re
 
-from ui.preload_chunks import (STATIC, PreloadChartChunks, chunks_to_preload, element_chunk_files, preload_script,
+from ui.preload_chunks import (STATIC, PreloadChartChunks, chunks_to_preload, named_chunk_files, preload_script,
                                static_closure)
 
 JS = STATIC / "static" / "js"
@@ -16,7 +16,7 @@ def test_the_closure_follows_static_imports_and_skips_what_is_missing(tmp_path):
     (tmp_path / "lazy.4.js").write_text("export default 1")
     assert static_closure(tmp_path, ["a.1.js"]) == ["a.1.js", "b.2.js", "c.3.js"]  # dynamic imports not followed
     assert static_closure(tmp_path, ["missing.js"]) == []
-    assert element_chunk_files(tmp_path, ("a", "lazy", "nothing")) == ["a.1.js", "lazy.4.js"]
+    assert named_chunk_files(tmp_path, ("a", "lazy", "nothing")) == ["a.1.js", "lazy.4.js"]
 
 
 def test_the_installed_streamlit_gives_the_chart_and_its_imports_not_the_shells_own():

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import streamlit
 
+from ui.unknown_paths import accepts_html
+
 STATIC = Path(streamlit.__file__).parent / "static"
 # Streamlit's chunks of st.altair_chart: the element, its loader of vega-embed, and what that loader imports.
 CHART_CHUNKS = ("ArrowVegaLiteChart", "loadVegaEmbed", "embed", "vega-interpreter")
@@ -38,7 +40,7 @@ def static_closure(js_dir: Path, roots: list[str]) -> list[str]:
     return list(seen)
 
 
-def element_chunk_files(js_dir: Path, names=CHART_CHUNKS) -> list[str]:
+def named_chunk_files(js_dir: Path, names=CHART_CHUNKS) -> list[str]:
     """Each named chunk's file: NAME.HASH.js (none when the installed Streamlit has no such chunk)."""
     files = sorted(p.name for p in js_dir.glob("*.js"))
     found = []
@@ -53,7 +55,7 @@ def chunks_to_preload(static_dir: Path = STATIC) -> list[str]:
     js_dir = static_dir / "static" / "js"
     shell = (static_dir / "index.html").read_text(encoding="utf-8") if (static_dir / "index.html").is_file() else ""
     loaded = set(static_closure(js_dir, _SHELL_SCRIPT.findall(shell)))
-    return [f for f in static_closure(js_dir, element_chunk_files(js_dir)) if f not in loaded]
+    return [f for f in static_closure(js_dir, named_chunk_files(js_dir)) if f not in loaded]
 
 
 def preload_script(chunks: list[str]) -> bytes:
@@ -74,7 +76,7 @@ class PreloadChartChunks:
         self.script = preload_script(found) if found else b""
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "GET" or not self.script or not _asks_for_html(scope):
+        if scope["type"] != "http" or scope["method"] != "GET" or not self.script or not accepts_html(scope):
             await self.app(scope, receive, send)
             return
         # The shell is asked for uncompressed (10 kB) so that its head can be read; assets keep their compression.
@@ -104,7 +106,3 @@ class PreloadChartChunks:
             await send({"type": "http.response.body", "body": page})
 
         await self.app(scope, receive, rewriting)
-
-
-def _asks_for_html(scope) -> bool:
-    return any(name.lower() == b"accept" and b"text/html" in value for name, value in scope.get("headers") or [])

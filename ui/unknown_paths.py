@@ -45,7 +45,7 @@ class UnknownPathAnswer:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if (scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and _accepts_html(scope)
+        if (scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and accepts_html(scope)
                 and is_unknown(scope["path"])):
             from starlette.responses import HTMLResponse
 
@@ -54,5 +54,6 @@ class UnknownPathAnswer:
         await self.app(scope, receive, send)
 
 
-def _accepts_html(scope) -> bool:
+def accepts_html(scope) -> bool:
+    """A browser's request for a page (its Accept names HTML), not for an asset or Streamlit's API."""
     return any(name == b"accept" and b"text/html" in value for name, value in scope.get("headers") or [])

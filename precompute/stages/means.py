@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.mapped import NpyColumns, column_block
+from core.mapped import NpyColumns, blocks_read_ahead
 from core.parquet_io import write_parquet_atomic
 from core.run_layout import capture_paths, neuron_means_path
 from core.score_stream import chunk_columns
@@ -24,10 +24,8 @@ def column_means(acts, memory_budget: int) -> np.ndarray:
     """Each column's mean (accumulated in float64), read a block of columns at a time."""
     rows, n = acts.shape
     out = np.empty(n, dtype=np.float64)
-    step = chunk_columns(rows, memory_budget)
-    for lo in range(0, n, step):
-        hi = min(lo + step, n)
-        out[lo:hi] = column_block(acts, lo, hi).mean(axis=0, dtype=np.float64)
+    for lo, hi, block in blocks_read_ahead(acts, chunk_columns(rows, memory_budget)):
+        out[lo:hi] = block.mean(axis=0, dtype=np.float64)
     return out
 
 
