@@ -1,18 +1,24 @@
 """Whole demo precompute, wall time, into a scratch folder (the committed run is not touched), and how close the
 effects stage runs to the machine's arithmetic limit.
 
-    python -m bench.precompute_wall [--run data/runs/demo] [--threads 2] [-- extra precompute run options]
+    python -m bench.precompute_wall [--run data/runs/demo] [--threads 2] [--processes 1,2]
+                                    [-- extra precompute run options]
 
 Runs exactly the command that built the run (every option read from its manifest; options after `--` are
-appended, and argparse lets a later option win, which is how the smoke test makes a toy run), prints the wall
-time per stage and in all, then, in this process: the floating-point work of the effects stage (torch's
-FlopCounterMode over one condition's evaluation of the run's own prompts, times the conditions) divided by the
-stage's time, beside a float32 torch matmul's rate measured here (median of 5), as a ratio.
+appended, and argparse lets a later option win, which is how the smoke test makes a toy run) once per entry of
+`--processes`: one process with all `--threads`, or several started by `accelerate launch` (gloo, CPU) sharing
+them, one after the other in this one run. It prints each one's wall time per stage and in all, the ratio of
+each to the first, and whether every Parquet file they wrote is byte-identical; then, in this process: the
+floating-point work of the effects stage (torch's FlopCounterMode over one condition's evaluation of the run's
+own prompts, times the conditions) divided by each one's effects time, beside a float32 torch matmul's rate
+measured here (median of 5), as a ratio.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -82,32 +88,65 @@ def effects_flops(run: Path) -> tuple[float, int]:
     return float(counter.get_total_flops()) * len(run_conditions(ctx)), len(run_conditions(ctx))
 
 
+def launch_prefix(processes: int) -> list[str]:
+    """How `processes` precompute processes start: this interpreter, or accelerate's launcher on CPU (gloo)."""
+    if processes == 1:
+        return [sys.executable, "-m", "precompute"]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "precompute"]
+
+
+def parquet_digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*.parquet"))}
+
+
+def timed_run(arguments: list[str], out: Path, processes: int, threads: int) -> tuple[float, dict]:
+    """(wall seconds, the manifest's seconds per stage) of one precompute run into `out`."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("WORLD_SIZE", None)
+    cmd = [*launch_prefix(processes), "run", *arguments, "--out", str(out), "--threads", str(threads)]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        sys.exit(f"precompute ({processes} processes) failed:\n{done.stderr[-3000:]}")
+    return wall, json.loads((out / "manifest.json").read_text())["timings"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", type=Path, default=ROOT / "data" / "runs" / "demo")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="cores in all, shared by the processes")
+    parser.add_argument("--processes", default="1,2", help="process counts to run, one after the other (default 1,2)")
     parser.add_argument("extra", nargs="*", help="precompute run options after --, appended to the run's own")
     args = parser.parse_args()
-    options = json.loads((args.run / "manifest.json").read_text())["options"]
+    counts = [int(n) for n in args.processes.split(",")]
+    if any(n < 1 or args.threads % n for n in counts):
+        sys.exit(f"--processes: each count must divide --threads {args.threads}")
+    arguments = [*run_arguments(json.loads((args.run / "manifest.json").read_text())["options"]), *args.extra]
+    results = []
     with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "run"
-        cmd = [sys.executable, "-m", "precompute", "run", *run_arguments(options), "--out", str(out),
-               "--threads", str(args.threads), *args.extra]
-        started = time.perf_counter()
-        done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        wall = time.perf_counter() - started
-        if done.returncode:
-            sys.exit(f"precompute failed:\n{done.stderr[-3000:]}")
-        timings = json.loads((out / "manifest.json").read_text())["timings"]
-        print("stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
-        print(f"whole precompute: {wall:.1f} s wall ({wall / 60:.2f} min) on {args.threads} threads "
-              f"(target {TARGET_S:.0f} s: {'met' if wall <= TARGET_S else 'not met'})")
-        flops, conditions = effects_flops(out)
+        for n in counts:
+            out = Path(scratch) / f"run-{n}"
+            wall, timings = timed_run(arguments, out, n, args.threads // n)
+            results.append((n, wall, timings, parquet_digests(out)))
+            print(f"{n} process(es) x {args.threads // n} thread(s), stage seconds: "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+            print(f"whole precompute, {n} process(es) x {args.threads // n} thread(s): {wall:.1f} s wall "
+                  f"({wall / 60:.2f} min, {wall / results[0][1]:.2f}x the first) "
+                  f"(target {TARGET_S:.0f} s: {'met' if wall <= TARGET_S else 'not met'})")
+        if len(results) > 1:
+            same = all(r[3] == results[0][3] for r in results)
+            print(f"Parquet files byte-identical across the process counts: {'yes' if same else 'NO'} "
+                  f"({len(results[0][3])} files)")
+        flops, conditions = effects_flops(Path(scratch) / f"run-{counts[0]}")
     peak = matmul_gflops(args.threads)
-    achieved = flops / timings["effects"] / 1e9
-    print(f"effects: {conditions} conditions x {flops / conditions / 1e9:.2f} GFLOP = {flops / 1e12:.2f} TFLOP in "
-          f"{timings['effects']:.3f} s = {achieved:.1f} GFLOP/s; float32 matmul peak here {peak:.1f} GFLOP/s; "
-          f"ratio {achieved / peak:.2f}")
+    for n, _, timings, _ in results:
+        achieved = flops / timings["effects"] / 1e9
+        print(f"effects, {n} process(es): {conditions} conditions x {flops / conditions / 1e9:.2f} GFLOP = "
+              f"{flops / 1e12:.2f} TFLOP in {timings['effects']:.3f} s = {achieved:.1f} GFLOP/s; float32 matmul "
+              f"peak here {peak:.1f} GFLOP/s; ratio {achieved / peak:.2f}")
 
 
 if __name__ == "__main__":

@@ -83,23 +83,32 @@ TOY_RUN = ["--languages", "en", "--relations", "company_ceo,company_hq", "--rand
 
 
 def test_precompute_wall_benchmark_rebuilds_a_toy_run_and_rates_the_effects_stage():
-    """The demo run's own options, made toy-sized by later options; the effects stage's FLOP rate beside a
-    matmul's, as a ratio of the two printed figures."""
-    out = run_script("-m", "bench.precompute_wall", "--threads", "1", "--", *TOY_RUN, "--k", "10", "--k-sweep", "10")
-    assert re.search(r"^stage seconds: baseline [\d.]+, .*effects [\d.]+", out, re.M), out
-    assert re.search(r"^whole precompute: [\d.]+ s wall .* \(target 300 s: (met|not met)\)", out, re.M), out
-    line = re.search(r"^effects: (\d+) conditions x ([\d.]+) GFLOP = ([\d.]+) TFLOP in ([\d.]+) s = ([\d.]+) GFLOP/s; "
-                     r"float32 matmul peak here ([\d.]+) GFLOP/s; ratio ([\d.]+)", out, re.M)
-    assert line, out
-    conditions, each, total, seconds, achieved, peak, ratio = (float(v) for v in line.groups())
-    assert conditions == 2 + 1 + 1  # two relations' top-10, one random set, one non-critical random set
-    assert abs(total * 1e3 - conditions * each) <= 0.01 * conditions * each + 5  # every condition's work counted
-    # the rate from the printed figures, widened by each figure's rounding (GFLOP to 2 decimals, seconds to 3,
-    # the rate to 1): a short toy stage makes the rounding of its seconds matter
-    lowest = conditions * (each - 0.005) / (seconds + 0.0005) - 0.05
-    highest = conditions * (each + 0.005) / max(seconds - 0.0005, 1e-9) + 0.05
-    assert lowest <= achieved <= highest, (lowest, achieved, highest)
-    assert achieved > 0 and peak > 0 and abs(ratio - achieved / peak) <= 0.01
+    """The demo run's own options, made toy-sized by later options, run by one process and by two; the same
+    Parquet from both; the effects stage's FLOP rate beside a matmul's, as a ratio of the printed figures."""
+    out = run_script("-m", "bench.precompute_wall", "--threads", "2", "--processes", "1,2", "--", *TOY_RUN,
+                     "--k", "10", "--k-sweep", "10")
+    for n, threads in ((1, 2), (2, 1)):
+        assert re.search(rf"^{n} process\(es\) x {threads} thread\(s\), stage seconds: baseline [\d.]+, .*effects [\d.]+",
+                         out, re.M), out
+    walls = re.findall(r"^whole precompute, (\d) process\(es\) x \d thread\(s\): ([\d.]+) s wall \([\d.]+ min, "
+                       r"([\d.]+)x the first\) \(target 300 s: (?:met|not met)\)", out, re.M)
+    assert [w[0] for w in walls] == ["1", "2"], out
+    (_, first, one), (_, second, ratio) = walls
+    assert float(one) == 1.0 and abs(float(ratio) - float(second) / float(first)) <= 0.01, out
+    assert re.search(r"^Parquet files byte-identical across the process counts: yes \((\d+) files\)", out, re.M), out
+    lines = re.findall(r"^effects, (\d) process\(es\): (\d+) conditions x ([\d.]+) GFLOP = ([\d.]+) TFLOP in ([\d.]+) s = "
+                       r"([\d.]+) GFLOP/s; float32 matmul peak here ([\d.]+) GFLOP/s; ratio ([\d.]+)", out, re.M)
+    assert [line[0] for line in lines] == ["1", "2"], out
+    for _, *figures in lines:
+        conditions, each, total, seconds, achieved, peak, ratio = (float(v) for v in figures)
+        assert conditions == 2 + 1 + 1  # two relations' top-10, one random set, one non-critical random set
+        assert abs(total * 1e3 - conditions * each) <= 0.01 * conditions * each + 5  # every condition's work counted
+        # the rate from the printed figures, widened by each figure's rounding (GFLOP to 2 decimals, seconds to 3,
+        # the rate to 1): a short toy stage makes the rounding of its seconds matter
+        lowest = conditions * (each - 0.005) / (seconds + 0.0005) - 0.05
+        highest = conditions * (each + 0.005) / max(seconds - 0.0005, 1e-9) + 0.05
+        assert lowest <= achieved <= highest, (lowest, achieved, highest)
+        assert achieved > 0 and peak > 0 and abs(ratio - achieved / peak) <= 0.01
 
 
 def test_precompute_wall_rebuilds_the_command_from_the_manifest():
