@@ -161,7 +161,6 @@ def intra_block(template_kind: str) -> None:
     table = table_for(str(store.run_dir), template_kind)
     families = chosen_random_families(table)
     conditions = ["original", *(FAMILY_CONDITION[f] for f in families), "relation_off"]
-    stats = relation_statistics(str(store.run_dir), template_kind, k, lang, tuple(families))
     bars = intra_relation(table, k, lang)
     seeds, ranges = [], []
     for family in families:
@@ -177,9 +176,15 @@ def intra_block(template_kind: str) -> None:
         seeds = seeds.assign(random_set=UNSCREENED, critical_neurons="")
     else:
         seeds = mark_random_sets(seeds, members)
+    ranges = pd.concat(ranges, ignore_index=True)
+    # The accuracies are drawn at once; the tests behind the own bars' p take a moment on a run's first view, and
+    # the same chart is drawn again with them.
+    chart_slot = st.empty()
+    chart_slot.altair_chart(intra_chart(bars.assign(p_holm="being computed"), seeds, ranges, conditions),
+                            width="stretch", height=460)
+    stats = relation_statistics(str(store.run_dir), template_kind, k, lang, tuple(families))
     bars["p_holm"] = bars.relation.map(dict(zip(stats.relation, stats.p_holm.map(p_text)))).fillna("n/a")
-    st.altair_chart(intra_chart(bars, seeds, pd.concat(ranges, ignore_index=True), conditions),
-                    width="stretch", height=460)
+    chart_slot.altair_chart(intra_chart(bars, seeds, ranges, conditions), width="stretch", height=460)
     n_sets = seeds[seeds.family == RANDOM].seed.nunique()
     st.caption(f"Grey bar: mean over {n_sets} random sets of {k:,} neurons"
                + (" (pale grey: the sets drawn without critical neurons)" if RANDOM_NONCRITICAL in families else "")

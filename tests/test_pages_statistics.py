@@ -223,3 +223,24 @@ def test_the_shared_neuron_list_names_a_critical_neuron(store):
     row = shared[shared.neuron == 643]  # L0 up_proj 259: alone it breaks person_father and company_ceo
     assert len(row) == 1 and "person_father -" in row.iloc[0]["critical: alone it costs"]
     assert (shared[~shared.neuron.isin(store.critical_neurons().neuron)]["critical: alone it costs"] == "").all()
+
+
+def test_effects_chart_is_drawn_before_its_statistics_are_computed(monkeypatch):
+    """The accuracies chart goes out before the bootstrap and McNemar tests (first paint): when the tests fail, the
+    chart is still on the page, its own bars saying the p-value is being computed, beside the failure's message."""
+    import streamlit as st
+
+    import core.metrics
+    from core.store import RunDataError
+
+    def failing(*args, **kwargs):
+        raise RunDataError("the paired outcomes could not be read")
+
+    st.cache_data.clear()  # a cached result would skip the tests
+    monkeypatch.setattr(core.metrics, "significance", failing)
+    at = run_page("effects", {"k": str(K), "lang": "en"})
+    st.cache_data.clear()
+    assert not at.exception
+    assert any("the paired outcomes could not be read" in e.value for e in at.error)
+    bars = next(f for f in chart_frames(at) if "p_holm" in f)
+    assert set(bars[bars.condition == "relation_off"].p_holm) == {"being computed"}
