@@ -69,6 +69,13 @@ def relation_statistics(run_path: str, template_kind: str, k: int, lang: str,
     return out
 
 
+@st.cache_resource
+def statistics_computed() -> set[tuple]:
+    """The relation_statistics arguments this server has computed (its cache may have dropped some since: those
+    are computed again, only without the early chart)."""
+    return set()
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def random_set_members(run_path: str, k: int) -> pd.DataFrame | None:
     """The critical neurons inside each random set of size k (family, seed, neuron, breaks, single_drop, ...);
@@ -177,12 +184,15 @@ def intra_block(template_kind: str) -> None:
     else:
         seeds = mark_random_sets(seeds, members)
     ranges = pd.concat(ranges, ignore_index=True)
-    # The accuracies are drawn at once; the tests behind the own bars' p take a moment on a run's first view, and
-    # the same chart is drawn again with them.
+    # The tests behind the own bars' p take a moment the first time a view asks for them: the accuracies are drawn
+    # at once, and the same chart again with the p-values. Once computed they are drawn once, with no flicker.
     chart_slot = st.empty()
-    chart_slot.altair_chart(intra_chart(bars.assign(p_holm="being computed"), seeds, ranges, conditions),
-                            width="stretch", height=460)
-    stats = relation_statistics(str(store.run_dir), template_kind, k, lang, tuple(families))
+    key = (str(store.run_dir), template_kind, k, lang, tuple(families))
+    if key not in statistics_computed():
+        chart_slot.altair_chart(intra_chart(bars.assign(p_holm="being computed"), seeds, ranges, conditions),
+                                width="stretch", height=460)
+    stats = relation_statistics(*key)
+    statistics_computed().add(key)
     bars["p_holm"] = bars.relation.map(dict(zip(stats.relation, stats.p_holm.map(p_text)))).fillna("n/a")
     chart_slot.altair_chart(intra_chart(bars, seeds, ranges, conditions), width="stretch", height=460)
     n_sets = seeds[seeds.family == RANDOM].seed.nunique()

@@ -236,7 +236,8 @@ def test_effects_chart_is_drawn_before_its_statistics_are_computed(monkeypatch):
     def failing(*args, **kwargs):
         raise RunDataError("the paired outcomes could not be read")
 
-    st.cache_data.clear()  # a cached result would skip the tests
+    st.cache_data.clear()  # a cached result would skip the tests,
+    st.cache_resource.clear()  # and the record of computed views the early chart
     monkeypatch.setattr(core.metrics, "significance", failing)
     at = run_page("effects", {"k": str(K), "lang": "en"})
     st.cache_data.clear()
