@@ -16,15 +16,16 @@ measured here (median of 5), as a ratio.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from core.parquet_io import parquet_digests
+from precompute.processes import cpu_launch_environment, launch_command
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 300.0  # the performance issue's whole-precompute target on 2 cores
@@ -88,24 +89,10 @@ def effects_flops(run: Path) -> tuple[float, int]:
     return float(counter.get_total_flops()) * len(run_conditions(ctx)), len(run_conditions(ctx))
 
 
-def launch_prefix(processes: int) -> list[str]:
-    """How `processes` precompute processes start: this interpreter, or accelerate's launcher on CPU (gloo)."""
-    if processes == 1:
-        return [sys.executable, "-m", "precompute"]
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "precompute"]
-
-
-def parquet_digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*.parquet"))}
-
-
 def timed_run(arguments: list[str], out: Path, processes: int, threads: int) -> tuple[float, dict]:
     """(wall seconds, the manifest's seconds per stage) of one precompute run into `out`."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("WORLD_SIZE", None)
-    cmd = [*launch_prefix(processes), "run", *arguments, "--out", str(out), "--threads", str(threads)]
+    env = cpu_launch_environment()
+    cmd = [*launch_command(processes), "run", *arguments, "--out", str(out), "--threads", str(threads)]
     started = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - started

@@ -1,6 +1,7 @@
 """Parquet files written atomically under hive partitions (key=value folders)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -23,6 +24,12 @@ def partition_dir(root: Path, **keys) -> Path:
             raise ValueError(f"partition value {value!r} for {key} has characters outside [A-Za-z0-9_.+-]")
         path = path / f"{key}={value}"
     return path
+
+
+def parquet_digests(root: Path) -> dict[str, str]:
+    """Every Parquet file under `root` (relative path) and its content's SHA-256: two runs wrote the same bytes
+    when these are equal."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(root).rglob("*.parquet"))}
 
 
 TEMPORARY = re.compile(r"^\..+\.(\d+)-\d+-[0-9a-f]{12}\.tmp$")  # .<name>.<pid>-<thread>-<random>.tmp

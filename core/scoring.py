@@ -169,7 +169,7 @@ class PooledSets:
             values = (scores if scores.dtype == torch.float32 else scores.to(torch.float32)).numpy()
             ap_np, reverse_np = ap.numpy(), None if reverse is None else reverse.numpy()
             in_threads(lambda part: self._cpu_part(values[:, part], ap_np[:, part],
-                                                    None if reverse_np is None else reverse_np[:, part]), parts)
+                                                   None if reverse_np is None else reverse_np[:, part]), parts)
         else:
             for part in parts:
                 self._torch_part(scores[:, part], ap[:, part], None if reverse is None else reverse[:, part], narrow)

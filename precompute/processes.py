@@ -9,6 +9,7 @@ accelerate chose for the GPUs, so gathering works the same on CPU and on CUDA.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence, TypeVar
@@ -19,6 +20,22 @@ T = TypeVar("T")
 
 # Other processes wait while the main one scores a 7B capture alone; that can take hours on a CPU.
 WAIT_LIMIT = timedelta(hours=24)
+
+
+def launch_command(processes: int) -> list[str]:
+    """The command that starts `processes` precompute processes on this machine (append `run ...`): this
+    interpreter alone, or accelerate's launcher, which gives every process its rank (gloo on CPU)."""
+    if processes == 1:
+        return [sys.executable, "-m", "precompute"]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "precompute"]
+
+
+def cpu_launch_environment() -> dict[str, str]:
+    """This environment for a launch on CPU: no GPU visible, and no WORLD_SIZE of a launcher around this process."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("WORLD_SIZE", None)
+    return env
 
 
 @dataclass

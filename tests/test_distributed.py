@@ -1,5 +1,4 @@
 """Data-parallel precompute: `accelerate launch` with 2 CPU processes (gloo) writes what one process writes."""
-import hashlib
 import json
 import os
 import subprocess
@@ -10,7 +9,8 @@ import pytest
 
 from core.paths import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
 from core.facts import FactCorpus, load_corpus, save_corpus
-from precompute.processes import ProcessGroup
+from core.parquet_io import parquet_digests
+from precompute.processes import ProcessGroup, cpu_launch_environment, launch_command
 
 ROOT = Path(__file__).resolve().parent.parent
 RELATIONS = ["person_father", "person_mother", "star_constellation"]
@@ -21,19 +21,9 @@ RUN_ARGS = ["--model", str(DEMO_MODEL_DIR), "--k", "30", "--k-sweep", "10,30", "
             "--critical-neurons", "200", "--null-seeds", "2"]
 
 
-def accelerate_launch(processes: int) -> list[str]:
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "precompute"]
-
-
 def run(command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("WORLD_SIZE", None)
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.parquet"))}
+    return subprocess.run(command, cwd=ROOT, env=cpu_launch_environment(), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +40,14 @@ def runs(corpus, tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProc
     single, sharded = root / "single", root / "sharded"
     done = run([sys.executable, "-m", "precompute", "run", *RUN_ARGS, "--facts", str(corpus), "--out", str(single)])
     assert done.returncode == 0, done.stderr[-3000:]
-    done = run([*accelerate_launch(2), "run", *RUN_ARGS, "--facts", str(corpus), "--out", str(sharded)])
+    done = run([*launch_command(2), "run", *RUN_ARGS, "--facts", str(corpus), "--out", str(sharded)])
     assert done.returncode == 0, done.stderr[-3000:]
     return single, sharded, done
 
 
 def test_two_processes_write_exactly_what_one_process_writes(runs):
     single, sharded, _ = runs
-    one, two = digests(single), digests(sharded)
+    one, two = parquet_digests(single), parquet_digests(sharded)
     assert len(one) > 20 and set(one) == set(two)
     differing = [name for name in one if one[name] != two[name]]
     assert not differing, f"sharded run differs in {differing[:5]}"
@@ -79,7 +69,7 @@ def test_sharded_manifest_records_processes_and_peak_memory(runs):
 def test_every_process_stops_with_the_main_process_error(runs, corpus):
     _, sharded, _ = runs
     args = [a if a != "30" else "20" for a in RUN_ARGS]  # another k: this run folder cannot be resumed with it
-    done = run([*accelerate_launch(2), "run", *args, "--facts", str(corpus), "--out", str(sharded)], timeout=120)
+    done = run([*launch_command(2), "run", *args, "--facts", str(corpus), "--out", str(sharded)], timeout=120)
     assert done.returncode != 0
     assert "different options" in done.stderr
 

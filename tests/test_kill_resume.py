@@ -1,6 +1,5 @@
 """Precompute killed at random points, again and again (KILLS), resumes to exactly the uninterrupted output."""
 import dataclasses
-import hashlib
 import os
 import random
 import shutil
@@ -13,15 +12,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from core.parquet_io import parquet_digests
 from core.paths import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
 from core.facts import FactCorpus, load_corpus, save_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not (DEMO_MODEL_DIR / "model.safetensors").exists(), reason="demo model not built")
-
-
-def digests(run: Path) -> dict[str, str]:
-    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(run.rglob("*.parquet"))}
 
 
 def parquet_count(run: Path) -> int:
@@ -55,7 +51,7 @@ def test_repeated_kills_then_identical_output(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     reference = tmp_path / "reference"
     subprocess.run(command(reference), cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
-    expected = digests(reference)
+    expected = parquet_digests(reference)
 
     out, rng, kills, attempts, stages_seen = tmp_path / "killed", random.Random(0), 0, 0, set()
     while kills < KILLS:
@@ -82,6 +78,6 @@ def test_repeated_kills_then_identical_output(tmp_path):
         stages_seen |= {p.relative_to(out).parts[0] for p in out.rglob("*.parquet")}
     done = subprocess.run(command(out), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert digests(out) == expected
+    assert parquet_digests(out) == expected
     # the kills reached past the first stages (the tables of the later ones existed when some kill came)
     assert {"baseline", "scores"} <= stages_seen, stages_seen

@@ -1,5 +1,4 @@
 """The precompute pipeline end to end on the embedded demo model and a slice of its corpus."""
-import hashlib
 import json
 import os
 import signal
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score
 
+from core.parquet_io import parquet_digests
 from core.paths import DEMO_CORPUS_DIR, DEMO_MODEL_DIR
 from core.facts import FactCorpus, load_corpus, save_corpus
 from core.manifest import neuron_space, read_manifest
@@ -39,11 +39,6 @@ def small_corpus(tmp_path_factory) -> Path:
 def options(corpus: Path, out: Path) -> RunOptions:
     return RunOptions(model=str(DEMO_MODEL_DIR), facts=str(corpus), out=str(out), k="30", k_sweep=["10", "30", "60"],
                       random_seeds=2, effect_templates=1, batch_size=64, threads=1, critical_neurons=200, null_seeds=2)
-
-
-def parquet_digests(run: Path) -> dict[str, str]:
-    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run.rglob("*.parquet"))}
 
 
 @pytest.fixture(scope="module")
