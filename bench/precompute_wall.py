@@ -8,9 +8,11 @@ Runs exactly the command that built the run (every option read from its manifest
 appended, and argparse lets a later option win, which is how the smoke test makes a toy run) once per entry of
 `--processes`: one process with all `--threads`, or several started by `accelerate launch` (gloo, CPU) sharing
 them, one after the other in this one run. It prints each one's wall time per stage and in all, the ratio of
-each to the first, and whether every Parquet file they wrote is byte-identical; then, in this process: the
-floating-point work of the effects stage (torch's FlopCounterMode over one condition's evaluation of the run's
-own prompts, times the conditions) divided by each one's effects time, beside a float32 torch matmul's rate
+each to the first, whether every Parquet file they wrote is byte-identical, and (with no options after `--`)
+whether the first one's files are the committed run's, byte for byte; then, in this process: the
+floating-point work of the effects stage (torch's FlopCounterMode over the plain passes the stage records and
+one condition's evaluation of the run's own prompts per resume point, times the conditions resuming there)
+divided by each one's effects time, beside a float32 torch matmul's rate
 measured here (median of 5), as a ratio.
 """
 from __future__ import annotations
@@ -65,17 +67,22 @@ def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
 
 
 def effects_flops(run: Path) -> tuple[float, int]:
-    """(floating-point operations of the effects stage, conditions): one condition's evaluation of every effect
-    prompt counted by FlopCounterMode (every condition evaluates the same prompts; the neurons zeroed change no
-    shape), times the number of conditions."""
+    """(floating-point operations of the effects stage, conditions), counted by FlopCounterMode as the stage
+    computes them: the plain passes it records once, then one condition's evaluation of every effect prompt per
+    resume point (core.resume; the neurons zeroed change no shape), times the conditions resuming there."""
+    from collections import Counter
+
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from core.prompt_outcome import evaluate_prompts
+    from core.prompt_outcome import tokenize_for_eval
+    from core.resume import resume_point
     from precompute.options import RunOptions
     from precompute.context import load_model, prepare_run, to_prompts
     from precompute.processes import ProcessGroup
-    from precompute.stages.effects import effect_prompts, run_conditions
+    from precompute.stages.answers import evaluate, plain_passes
+    from precompute.stages.effects import _critical, effect_prompts, neuron_set, run_conditions
+    from precompute.stages.scoring import ranking
 
     manifest = json.loads((run / "manifest.json").read_text())
     options = {k: v for k, v in manifest["options"].items() if k in RunOptions.__dataclass_fields__}
@@ -83,10 +90,23 @@ def effects_flops(run: Path) -> tuple[float, int]:
     ctx = prepare_run(RunOptions(**options, out=str(run)), ProcessGroup(), log=lambda *_: None)
     load_model(ctx)
     prompts = to_prompts(effect_prompts(ctx.prompts, ctx.options.effect_templates))
+    tokens = tokenize_for_eval(ctx.lm.tokenizer, prompts)
+    rankings = {rel: ranking(ctx.out, rel, ctx.options.identification_language) for rel in ctx.relations}
+    critical = _critical(ctx)
+    sets = {c: [ctx.space.neuron(int(i)) for i in neuron_set(c, rankings, ctx.space.total, ctx.options.seed, critical)]
+            for c in run_conditions(ctx)}
+    points = {c: resume_point(neurons, ctx.space) for c, neurons in sets.items()}
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        evaluate_prompts(ctx.lm.model, ctx.lm.tokenizer, prompts, ctx.options.batch_size)
-    return float(counter.get_total_flops()) * len(run_conditions(ctx)), len(run_conditions(ctx))
+        plain = plain_passes(ctx, tokens, points.values())
+    total = float(counter.get_total_flops())
+    for point, conditions in Counter(points.values()).items():
+        example = next(c for c, p in points.items() if p == point)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad(), ctx.hooks.ablate(sets[example]):
+            evaluate(ctx, prompts, tokens, plain, point)
+        total += float(counter.get_total_flops()) * conditions
+    return total, len(sets)
 
 
 def timed_run(arguments: list[str], out: Path, processes: int, threads: int) -> tuple[float, dict]:
@@ -127,11 +147,17 @@ def main() -> None:
             same = all(r[3] == results[0][3] for r in results)
             print(f"Parquet files byte-identical across the process counts: {'yes' if same else 'NO'} "
                   f"({len(results[0][3])} files)")
+        if not args.extra:  # the run's own command: its files should be the committed ones, byte for byte
+            committed = parquet_digests(args.run)
+            differ = sorted(path for path, digest in results[0][3].items() if committed.get(path) != digest)
+            print(f"Parquet files byte-identical to {args.run}: {'yes' if not differ else 'NO'} "
+                  f"({len(results[0][3]) - len(differ)} of {len(results[0][3])} files"
+                  + (f"; differing: {', '.join(differ[:5])}" if differ else "") + ")")
         flops, conditions = effects_flops(Path(scratch) / f"run-{counts[0]}")
     peak = matmul_gflops(args.threads)
     for n, _, timings, _ in results:
         achieved = flops / timings["effects"] / 1e9
-        print(f"effects, {n} process(es): {conditions} conditions x {flops / conditions / 1e9:.2f} GFLOP = "
+        print(f"effects, {n} process(es): {conditions} conditions x {flops / conditions / 1e9:.2f} GFLOP (mean) = "
               f"{flops / 1e12:.2f} TFLOP in {timings['effects']:.3f} s = {achieved:.1f} GFLOP/s; float32 matmul "
               f"peak here {peak:.1f} GFLOP/s; ratio {achieved / peak:.2f}")
 

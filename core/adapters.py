@@ -28,6 +28,9 @@ class ArchitectureAdapter:
     model_types: tuple[str, ...]
     num_layers: Callable[[Any], int]
     build_modules: Callable[[Any, str], tuple[ModuleSpec, ...]]
+    # The decoder layers (each with `self_attn` and `mlp`) where core.resume can replay a plain pass; None: not
+    # supported, every pass is a full one.
+    decoder_layers: str | None = None
 
     def neuron_space(self, config: Any, definition: str = DEFAULT_DEFINITION) -> NeuronSpace:
         if definition not in DEFINITIONS:
@@ -84,6 +87,7 @@ ADAPTERS: tuple[ArchitectureAdapter, ...] = (
         model_types=("llama", "mistral", "qwen2"),
         num_layers=lambda c: c.num_hidden_layers,
         build_modules=_llama_like_modules,
+        decoder_layers="model.layers",
     ),
     ArchitectureAdapter(
         family="gpt2",

@@ -237,6 +237,12 @@ def neuron_hooks(model: torch.nn.Module, space: NeuronSpace) -> NeuronHooks:
     return hub
 
 
+def per_row_request() -> bool:
+    """True inside a request with per-row neuron sets (every forward pass must then keep all its rows)."""
+    state = _active.get()
+    return state is not None and bool(state.rows)
+
+
 def active_request() -> bool:
     """True inside a request block (used by tests to prove none is left behind)."""
     return _active.get() is not None

@@ -17,6 +17,8 @@ import torch
 from core.correctness import head_reader, is_correct
 from core.facts import Prompt
 from core.generation import Batch, model_device
+from core.hooks import per_row_request
+from core.resume import PlainStates, ResumePoint, StateNeeds, can_prune, keep_keys_values, recording, resumed
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,21 @@ def _plain_head(model) -> bool:
 
 
 @torch.no_grad()
-def _forward_cached(model, batch: Batch) -> tuple[torch.Tensor, object]:
+def _forward_cached(model, batch: Batch, read_positions: torch.Tensor | None = None,
+                    states: PlainStates | None = None, point: ResumePoint | None = None) -> tuple[torch.Tensor, object]:
     """(final hidden states where the LM head can be applied to the few positions needed, about 10% less work
-    per pass on the demo model, else the full logits; the pass's key/value cache)."""
-    plain = _plain_head(model)
-    out = (model.base_model if plain else model)(
+    per pass on the demo model, else the full logits; the pass's key/value cache). `read_positions` [rows, n]:
+    the only positions read, where the last FFN runs (core.resume); `states`, `point`: the batch's plain pass,
+    replayed up to `point`."""
+    with resumed(model, states, point, read_positions if can_prune(model) else None):
+        out = _cached_pass(model, batch)
+    return (out.last_hidden_state if _plain_head(model) else out.logits), out.past_key_values
+
+
+def _cached_pass(model, batch: Batch):
+    return (model.base_model if _plain_head(model) else model)(
         input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
         use_cache=True)
-    return (out.last_hidden_state if plain else out.logits), out.past_key_values
 
 
 @torch.no_grad()
@@ -88,17 +97,29 @@ def _second_greedy_tokens(model, batch: Batch, cache, p_len: torch.Tensor, first
     return out.logits[:, -1].argmax(-1)
 
 
+def _read_steps(chunk: list[EvalTokens], width: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(prompt lengths, gold lengths, [rows, gold positions] the positions whose next-token logits are read:
+    the prompt's last and each gold token but the last), on `device`; `width`: the padded batch's."""
+    p_len = torch.tensor([len(t.prompt_ids) for t in chunk], device=device)
+    g_len = torch.tensor([len(t.gold_ids) for t in chunk], device=device)
+    steps = (p_len - 1)[:, None] + torch.arange(int(g_len.max()), device=device)[None, :]
+    return p_len, g_len, steps.clamp(max=width - 1)
+
+
+def _eval_batch(tokenizer, chunk: list[EvalTokens], device) -> Batch:
+    return _right_padded([t.prompt_ids + t.gold_ids for t in chunk], tokenizer.pad_token_id, device)
+
+
 @torch.no_grad()
-def _evaluate_batch(model, tokenizer, chunk: list[EvalTokens], device) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    batch = _right_padded([t.prompt_ids + t.gold_ids for t in chunk], pad, device)
-    hidden, cache = _forward_cached(model, batch)
+def _evaluate_batch(model, tokenizer, chunk: list[EvalTokens], device, states: PlainStates | None = None,
+                    point: ResumePoint | None = None) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
+    eos = tokenizer.eos_token_id
+    batch = _eval_batch(tokenizer, chunk, device)
+    p_len, g_len, steps = _read_steps(chunk, batch.input_ids.shape[1], batch.input_ids.device)
+    hidden, cache = _forward_cached(model, batch, steps, states, point)
     rows = torch.arange(len(chunk), device=hidden.device)
-    p_len = torch.tensor([len(t.prompt_ids) for t in chunk], device=hidden.device)
-    g_len = torch.tensor([len(t.gold_ids) for t in chunk], device=hidden.device)
-    width = int(g_len.max())
-    steps = (p_len - 1)[:, None] + torch.arange(width, device=hidden.device)[None, :]
-    steps = steps.clamp(max=hidden.shape[1] - 1)
+    p_len, g_len, steps = p_len.to(hidden.device), g_len.to(hidden.device), steps.to(hidden.device)
+    width = steps.shape[1]
     step_logits = hidden[rows[:, None], steps]
     if _plain_head(model):
         step_logits = model.get_output_embeddings()(step_logits)
@@ -113,11 +134,16 @@ def _evaluate_batch(model, tokenizer, chunk: list[EvalTokens], device) -> tuple[
     second = torch.where(second_known, step_lp[:, min(1, width - 1)].argmax(-1), torch.full_like(first, -1))
     redo = ~second_known & (first != eos) if eos is not None else ~second_known
     if bool(redo.any()):
-        # Every row takes the one-token step (so per-row ablations keep their rows); only the rows whose second
-        # token the teacher-forced pass did not hold read it.
         inputs = batch.input_ids.device
-        stepped = _second_greedy_tokens(model, batch, cache, p_len.to(inputs), first.to(inputs))
-        second = torch.where(redo, stepped.to(second.device), second)
+        if per_row_request():  # per-row neuron sets need every row in every pass: all rows take the step
+            stepped = _second_greedy_tokens(model, batch, cache, p_len.to(inputs), first.to(inputs))
+            second = torch.where(redo, stepped.to(second.device), second)
+        else:  # only the rows whose second token the teacher-forced pass did not hold
+            keep = redo.nonzero()[:, 0].to(inputs)
+            cache.batch_select_indices(keep)
+            rows_left = Batch(batch.input_ids[keep], batch.attention_mask[keep])
+            stepped = _second_greedy_tokens(model, rows_left, cache, p_len.to(inputs)[keep], first.to(inputs)[keep])
+            second[keep.to(second.device)] = stepped.to(second.device)
     new_tokens = []
     for a, b in zip(first.tolist(), second.tolist()):
         tokens = []
@@ -129,6 +155,18 @@ def _evaluate_batch(model, tokenizer, chunk: list[EvalTokens], device) -> tuple[
     return new_tokens, token_lp[:, 0], token_lp.sum(1)
 
 
+@torch.no_grad()
+def plain_states(model, tokenizer, tokens: Sequence[EvalTokens], idx: list[int], needs: StateNeeds) -> PlainStates:
+    """The plain pass over the batch `idx` that ablated passes over it resume from (core.resume)."""
+    chunk = [tokens[i] for i in idx]
+    batch = _eval_batch(tokenizer, chunk, model_device(model))
+    _, _, steps = _read_steps(chunk, batch.input_ids.shape[1], batch.input_ids.device)
+    with recording(model, needs, steps) as states:
+        out = _cached_pass(model, batch)
+    keep_keys_values(states, out.past_key_values, needs)
+    return states
+
+
 def eval_batches(tokens: Sequence[EvalTokens], batch_size: int) -> list[list[int]]:
     """Prompt indices per batch: prompts of similar length together (less padding), in a fixed order,
     so a sharded run computes exactly the batches a single process would."""
@@ -137,10 +175,13 @@ def eval_batches(tokens: Sequence[EvalTokens], batch_size: int) -> list[list[int
 
 
 def evaluate_batch(model, tokenizer, prompts: Sequence[Prompt], tokens: Sequence[EvalTokens], idx: list[int],
-                   floor: bool = False) -> list[Outcome]:
+                   floor: bool = False, states: PlainStates | None = None, point: ResumePoint | None = None
+                   ) -> list[Outcome]:
     """Outcomes of the prompts `idx` (one batch of `eval_batches`), in that order; `floor`: core.correctness's
-    short-answer floor."""
-    new_tokens, first_lp, all_lp = _evaluate_batch(model, tokenizer, [tokens[i] for i in idx], model_device(model))
+    short-answer floor; `states`: this batch's `plain_states`, replayed up to `point` (the same outcomes, bit for
+    bit, in less time)."""
+    new_tokens, first_lp, all_lp = _evaluate_batch(model, tokenizer, [tokens[i] for i in idx], model_device(model),
+                                                   states, point)
     texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
     return [Outcome(texts[j], _judge(tokenizer, prompts[i], tokens[i], texts[j], floor), float(first_lp[j]),
                     float(all_lp[j])) for j, i in enumerate(idx)]

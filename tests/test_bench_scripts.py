@@ -96,7 +96,7 @@ def test_precompute_wall_benchmark_rebuilds_a_toy_run_and_rates_the_effects_stag
     (_, first, one), (_, second, ratio) = walls
     assert float(one) == 1.0 and abs(float(ratio) - float(second) / float(first)) <= 0.01, out
     assert re.search(r"^Parquet files byte-identical across the process counts: yes \((\d+) files\)", out, re.M), out
-    lines = re.findall(r"^effects, (\d) process\(es\): (\d+) conditions x ([\d.]+) GFLOP = ([\d.]+) TFLOP in ([\d.]+) s = "
+    lines = re.findall(r"^effects, (\d) process\(es\): (\d+) conditions x ([\d.]+) GFLOP \(mean\) = ([\d.]+) TFLOP in ([\d.]+) s = "
                        r"([\d.]+) GFLOP/s; float32 matmul peak here ([\d.]+) GFLOP/s; ratio ([\d.]+)", out, re.M)
     assert [line[0] for line in lines] == ["1", "2"], out
     for _, *figures in lines:

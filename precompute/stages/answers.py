@@ -1,21 +1,68 @@
-"""Greedy answers of the model, split by batch over the processes (the baseline and effects stages)."""
+"""Greedy answers of the model, split by batch over the processes (the baseline, effects and critical stages),
+and the plain passes that ablated answers resume from (core.resume)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-from core.prompt_outcome import EvalTokens, Outcome, eval_batches, evaluate_batch, tokenize_for_eval
+from core.prompt_outcome import EvalTokens, Outcome, eval_batches, evaluate_batch, plain_states, tokenize_for_eval
 from core.facts import Prompt
+from core.resume import PlainStates, ResumePoint, StateNeeds, affordable_points, can_replay
 from precompute.context import RunContext
 
+# Memory for one process's recorded plain passes. The demo's effects stage needs about 180 MB a process; a
+# 7B model's deep resume points would need gigabytes, and their conditions run in full instead.
+RESUME_BUDGET_BYTES = 2 << 30
 
-def evaluate(ctx: RunContext, prompts: list[Prompt], tokens: list[EvalTokens] | None = None) -> list[Outcome] | None:
-    """Greedy answers for `prompts`, batches split over the processes; all of them on the main process."""
+
+@dataclass(frozen=True)
+class PlainPasses:
+    """This process's evaluation batches' plain passes, covering `points`."""
+    by_batch: dict[tuple[int, ...], PlainStates]
+    points: frozenset[ResumePoint]
+
+    def states(self, idx: list[int], point: ResumePoint | None) -> tuple[PlainStates | None, ResumePoint | None]:
+        """What a batch resumes from under an ablation first changing `point`: (None, None) for a full pass."""
+        if point not in self.points:
+            return None, None
+        return self.by_batch[tuple(idx)], point
+
+
+def plain_passes(ctx: RunContext, tokens: list[EvalTokens], points: Iterable[ResumePoint | None]
+                 ) -> PlainPasses | None:
+    """The plain passes over this process's share of the batches `evaluate` makes of `tokens`, for as many of
+    `points` as RESUME_BUDGET_BYTES holds; None where the model cannot resume (core.resume)."""
+    model = ctx.lm.model
+    points = {p for p in points if p is not None}
+    if not points or not can_replay(model):
+        return None
+    mine = ctx.workers.mine(eval_batches(tokens, ctx.options.batch_size))
+    padded = sum(len(idx) * max(len(tokens[i].prompt_ids) + len(tokens[i].gold_ids) for i in idx) for idx in mine)
+    element = next(model.parameters()).element_size()
+    chosen = affordable_points(points, model.config, padded, element, RESUME_BUDGET_BYTES)
+    if not chosen:
+        return None
+    needs = StateNeeds.of(chosen)
+    return PlainPasses({tuple(idx): plain_states(model, ctx.lm.tokenizer, tokens, idx, needs) for idx in mine},
+                       frozenset(chosen))
+
+
+def evaluate(ctx: RunContext, prompts: list[Prompt], tokens: list[EvalTokens] | None = None,
+             plain: PlainPasses | None = None, point: ResumePoint | None = None) -> list[Outcome] | None:
+    """Greedy answers for `prompts`, batches split over the processes; all of them on the main process.
+    `plain`, `point`: the batches' plain passes and where the active ablation first changes a pass (the same
+    answers, bit for bit, from less computation)."""
     tokens = tokens if tokens is not None else tokenize_for_eval(ctx.lm.tokenizer, prompts)
-    merged = ctx.workers.map_gathered(
-        eval_batches(tokens, ctx.options.batch_size),
-        lambda idx: zip(idx, evaluate_batch(ctx.lm.model, ctx.lm.tokenizer, prompts, tokens, idx,
-                                            ctx.options.answer_floor)))
+
+    def answers(idx):
+        states, start = plain.states(idx, point) if plain is not None else (None, None)
+        return zip(idx, evaluate_batch(ctx.lm.model, ctx.lm.tokenizer, prompts, tokens, idx,
+                                       ctx.options.answer_floor, states, start))
+
+    merged = ctx.workers.map_gathered(eval_batches(tokens, ctx.options.batch_size), answers)
     return None if merged is None else [merged[i] for i in range(len(prompts))]
 
 

@@ -19,9 +19,11 @@ import torch
 from core.generation import model_device
 from core.parquet_io import write_parquet_atomic
 from core.prompt_outcome import _plain_head, _right_padded, tokenize_for_eval
+from core.resume import (PlainStates, ResumePoint, StateNeeds, affordable_points, can_prune, can_replay,
+                         keep_keys_values, recording, resume_point, resumed)
 from core.run_layout import single_neuron_path
 from precompute.context import RunContext, to_prompts
-from precompute.stages.answers import evaluate
+from precompute.stages.answers import RESUME_BUDGET_BYTES, evaluate, plain_passes
 from precompute.stages.baseline import read_baseline
 from precompute.stages.effects import effect_prompts
 from precompute.stages.scoring import neuron_columns, ranking
@@ -78,18 +80,55 @@ def prompt_batch(model, tokenizer, sample: pd.DataFrame):
 
 
 @torch.no_grad()
-def first_token_readout(model, batch, last: torch.Tensor, gold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def first_token_readout(model, batch, last: torch.Tensor, gold: torch.Tensor, states: PlainStates | None = None,
+                        point: ResumePoint | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(greedy first token is the gold's first token, gold first-token log-prob) per prompt of a prompt_batch,
-    from one prompt-only pass (under whatever ablation is active)."""
+    from one prompt-only pass (under whatever ablation is active; `states`: the batch's plain pass, replayed up
+    to `point`)."""
+    with resumed(model, states, point, last[:, None] if can_prune(model) else None):
+        out = _readout_pass(model, batch)
+    return _readout(model, out, last, gold)
+
+
+@torch.no_grad()
+def plain_readout(model, batch, last: torch.Tensor, gold: torch.Tensor, needs: StateNeeds
+                  ) -> tuple[torch.Tensor, torch.Tensor, PlainStates]:
+    """first_token_readout of the plain model, and the states of its pass that `needs` asks for."""
+    with recording(model, needs, last[:, None]) as states:
+        out = _readout_pass(model, batch)
+    keep_keys_values(states, out.past_key_values, needs)
+    return (*_readout(model, out, last, gold), states)
+
+
+def _readout_pass(model, batch):
+    return (model.base_model if _plain_head(model) else model)(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=True)
+
+
+def _readout(model, out, last: torch.Tensor, gold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     rows = torch.arange(len(last), device=last.device)
     if _plain_head(model):  # the head on the last position only
-        hidden = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
-        logits = model.get_output_embeddings()(hidden[rows, last])
+        logits = model.get_output_embeddings()(out.last_hidden_state[rows, last])
     else:
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[rows, last]
+        logits = out.logits[rows, last]
     lp = logits.float().log_softmax(-1)
     gold = gold.to(lp.device)
     return lp.argmax(-1) == gold, lp.gather(1, gold[:, None])[:, 0]
+
+
+def _screen_baseline(ctx: RunContext, batch, candidates: np.ndarray
+                     ) -> tuple[torch.Tensor, torch.Tensor, PlainStates | None, dict[int, ResumePoint | None]]:
+    """(the plain model's readout, its pass's states, each candidate's resume point: None where the candidate's
+    pass runs in full)."""
+    model = ctx.lm.model
+    points = {int(n): resume_point([ctx.space.neuron(int(n))], ctx.space) for n in candidates}
+    if not can_replay(model):
+        return (*first_token_readout(model, *batch), None, dict.fromkeys(points))
+    tokens = batch[0].input_ids.numel()
+    chosen = set(affordable_points(points.values(), model.config, tokens, next(model.parameters()).element_size(),
+                                   RESUME_BUDGET_BYTES))
+    right, lp, states = plain_readout(model, *batch, StateNeeds.of(chosen))
+    return right, lp, states, {n: p if p in chosen else None for n, p in points.items()}
 
 
 def _screen(ctx: RunContext, sample: pd.DataFrame, candidates: np.ndarray) -> pd.DataFrame | None:
@@ -97,7 +136,7 @@ def _screen(ctx: RunContext, sample: pd.DataFrame, candidates: np.ndarray) -> pd
     the mean gold first-token log-prob drop. On the main process; None elsewhere."""
     model = ctx.lm.model
     batch = prompt_batch(model, ctx.lm.tokenizer, sample)
-    base_right, base_lp = first_token_readout(model, *batch)
+    base_right, base_lp, plain, points = _screen_baseline(ctx, batch, candidates)
     codes, relations = pd.factorize(sample.relation)
     group = torch.as_tensor(codes, device=base_lp.device)
     chunks = [candidates[i : i + SCREEN_CHUNK] for i in range(0, len(candidates), SCREEN_CHUNK)]
@@ -105,8 +144,9 @@ def _screen(ctx: RunContext, sample: pd.DataFrame, candidates: np.ndarray) -> pd
     def work(chunk):
         rows = []
         for neuron in chunk:
+            point = points[int(neuron)]
             with ctx.hooks.ablate([ctx.space.neuron(int(neuron))]):
-                right, lp = first_token_readout(model, *batch)
+                right, lp = first_token_readout(model, *batch, plain if point else None, point)
             broken = (base_right & ~right).double()
             drop = (base_lp - lp).double()
             count = torch.zeros(len(relations), dtype=torch.float64, device=drop.device)
@@ -135,11 +175,13 @@ def _evaluate_flagged(ctx: RunContext, full: pd.DataFrame, flagged: list[int]) -
     prompts = to_prompts(full)
     tokens = tokenize_for_eval(ctx.lm.tokenizer, prompts)
     base = full.correct.to_numpy(bool)
+    points = {n: resume_point([ctx.space.neuron(int(n))], ctx.space) for n in flagged}
+    plain = plain_passes(ctx, tokens, points.values()) if flagged else None
     frames = []
     with ctx.workers.bar(total=len(flagged), desc="critical neurons: exact single-neuron effects", unit="neuron") as bar:
         for neuron in flagged:
             with ctx.hooks.ablate([ctx.space.neuron(int(neuron))]):
-                outcomes = evaluate(ctx, prompts, tokens)
+                outcomes = evaluate(ctx, prompts, tokens, plain, points[neuron])
             if ctx.is_main:
                 after = np.array([o.correct for o in outcomes], dtype=bool)
                 frames.append(pd.DataFrame({"relation": full.relation.to_numpy(), "base": base, "after": after})

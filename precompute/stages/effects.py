@@ -7,11 +7,12 @@ import pandas as pd
 
 from core.ablation import ZERO, Ablation, ablation_key
 from core.prompt_outcome import tokenize_for_eval
+from core.resume import resume_point
 from core.parquet_io import read_parquet, write_parquet_atomic
 from core.run_layout import (RANDOM, RANDOM_NONCRITICAL, Condition, conditions, effect_path, mode_conditions,
                              mode_effect_path, neuron_means_path, random_sets_path, single_neuron_path)
 from precompute.context import RunContext, to_prompts
-from precompute.stages.answers import evaluate, outcome_frame
+from precompute.stages.answers import evaluate, outcome_frame, plain_passes
 from precompute.stages.scoring import ranking
 
 RANDOM_STREAM = 7919  # in the random sets' seed, so they draw apart from the identification negatives
@@ -107,11 +108,13 @@ def run(ctx: RunContext) -> bool:
     prompts = to_prompts(df)
     tokens = tokenize_for_eval(ctx.lm.tokenizer, prompts)
     ablation = run_ablation(ctx)
+    points = {c: resume_point([ctx.space.neuron(int(i)) for i in neurons], ctx.space) for c, neurons in todo}
+    plain = plain_passes(ctx, tokens, points.values())
     desc = "effects: ablated answers" + ("" if ablation.mode == "zero" else f" ({ablation.label}, main k)")
     with ctx.workers.bar(total=len(todo) * len(df), desc=desc, unit="prompt") as bar:
         for c, neurons in todo:
             with ctx.hooks.ablate([ctx.space.neuron(i) for i in neurons], ablation):
-                outcomes = evaluate(ctx, prompts, tokens)
+                outcomes = evaluate(ctx, prompts, tokens, plain, points[c])
             if ctx.is_main:
                 write_parquet_atomic(effect_frame(df, outcomes, c), condition_path(ctx, c))
             bar.update(len(df))
