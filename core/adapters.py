@@ -31,6 +31,9 @@ class ArchitectureAdapter:
     # The decoder layers (each with `self_attn` and `mlp`) where core.resume can replay a plain pass; None: not
     # supported, every pass is a full one.
     decoder_layers: str | None = None
+    # The FFN's projections of its input (inside each layer's `mlp`): unchanged at the layer a pass resumes at,
+    # so core.resume replays their outputs too (the neuron hooks then edit them as in a full pass).
+    ffn_input_projections: tuple[str, ...] = ()
 
     def neuron_space(self, config: Any, definition: str = DEFAULT_DEFINITION) -> NeuronSpace:
         if definition not in DEFINITIONS:
@@ -88,6 +91,7 @@ ADAPTERS: tuple[ArchitectureAdapter, ...] = (
         num_layers=lambda c: c.num_hidden_layers,
         build_modules=_llama_like_modules,
         decoder_layers="model.layers",
+        ffn_input_projections=("gate_proj", "up_proj"),
     ),
     ArchitectureAdapter(
         family="gpt2",

@@ -2,10 +2,12 @@
 it is read.
 
 Switching off neurons of layer L's FFN leaves everything before that FFN as the plain model computes it: the
-layers below L and L's attention, with their keys and values. A plain pass over a batch records those states
-once (`recording`); each ablated pass over the same batch then replays them and computes from L's FFN on
-(`resumed`). The replayed tensors are the ones the full pass computes, so the results are bit-identical, not
-merely close (tested). Attention neurons (the "paper+attention" definition) resume at their layer's attention.
+layers below L, L's attention with its keys and values, and the FFN's projections of its input (gate and up).
+A plain pass over a batch records those states once (`recording`); each ablated pass over the same batch then
+replays them, the neuron hooks edit the replayed projections as they edit computed ones, and the pass computes
+the rest of L's FFN and the layers above (`resumed`). The replayed tensors are the ones the full pass computes,
+so the results are bit-identical, not merely close (tested). Attention neurons (the "paper+attention"
+definition) resume at their layer's attention.
 
 The last layer's FFN is position-wise and nothing after it mixes positions, so an evaluation that reads a few
 positions per row (the answer steps) runs it on those positions alone; the others keep the residual stream and
@@ -48,11 +50,14 @@ def resume_point(neurons: Iterable[NeuronId], space: NeuronSpace) -> ResumePoint
 @dataclass
 class PlainStates:
     """One batch's plain pass, as much of it as some resume points need: per layer its output, its attention's
-    output, and its keys and values."""
+    output, its FFN's input projections (by layer and name), and its keys and values; `read_positions`: where the
+    recorded pass ran the last FFN (its projections there are of those positions)."""
     outputs: dict[int, torch.Tensor] = field(default_factory=dict)
     attention: dict[int, torch.Tensor] = field(default_factory=dict)
+    projections: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)
     keys: dict[int, torch.Tensor] = field(default_factory=dict)
     values: dict[int, torch.Tensor] = field(default_factory=dict)
+    read_positions: torch.Tensor | None = None
 
     def covers(self, point: ResumePoint) -> bool:
         return (all(layer in self.keys for layer in point.keys_values())
@@ -62,12 +67,14 @@ class PlainStates:
     @property
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size()
-                   for part in (self.outputs, self.attention, self.keys, self.values) for t in part.values())
+                   for part in (self.outputs, self.attention, self.projections, self.keys, self.values)
+                   for t in part.values())
 
 
 @dataclass(frozen=True)
 class StateNeeds:
-    """The layers whose output, attention output and keys/values a set of resume points replays."""
+    """The layers whose output, attention output (and FFN input projections) and keys/values a set of resume points
+    replays."""
     outputs: frozenset[int]
     attention: frozenset[int]
     keys_values: frozenset[int]
@@ -80,11 +87,15 @@ class StateNeeds:
                    frozenset(layer for p in points for layer in p.keys_values()))
 
     def bytes_per_token(self, config, element_size: int) -> int:
+        from core.adapters import adapter_for
+
+        projections = len(adapter_for(config).ffn_input_projections) * config.intermediate_size
         hidden = config.hidden_size
         heads = config.num_attention_heads
         kv_width = (getattr(config, "num_key_value_heads", None) or heads) * (
             getattr(config, "head_dim", None) or hidden // heads)
-        floats = hidden * (len(self.outputs) + len(self.attention)) + 2 * kv_width * len(self.keys_values)
+        floats = (hidden * len(self.outputs) + (hidden + projections) * len(self.attention)
+                  + 2 * kv_width * len(self.keys_values))
         return element_size * floats
 
 
@@ -187,6 +198,22 @@ def _wrap_attention(model, attention, layer: int) -> None:
     attention.forward = forward
 
 
+def _wrap_projection(model, projection, layer: int, name: str) -> None:
+    full = projection.forward
+
+    def forward(*args, **kwargs):
+        state = _mine(model)
+        if (state is not None and state.replay is not None and state.point.layer == layer
+                and not state.point.at_attention):
+            return state.replay.projections[(layer, name)]
+        out = full(*args, **kwargs)
+        if state is not None and state.record is not None and layer in state.needs.attention:
+            state.record.projections[(layer, name)] = out
+        return out
+
+    projection.forward = forward
+
+
 def _wrap_last_ffn(model, mlp) -> None:
     full = mlp.forward
 
@@ -208,9 +235,13 @@ def _install(model: torch.nn.Module) -> torch.nn.ModuleList:
     if layers is None:
         raise ValueError(f"resuming a pass is not supported for {model.config.model_type!r} (core.adapters)")
     if not model.__dict__.get("_relation_neuron_resume"):
+        from core.adapters import adapter_for
+
         for i, layer_module in enumerate(layers):
             _wrap_layer(model, layer_module, i)
             _wrap_attention(model, layer_module.self_attn, i)
+            for name in adapter_for(model.config).ffn_input_projections:
+                _wrap_projection(model, layer_module.mlp.get_submodule(name), i, name)
         _wrap_last_ffn(model, layers[-1].mlp)
         model.__dict__["_relation_neuron_resume"] = True
     return layers
@@ -233,7 +264,7 @@ def recording(model: torch.nn.Module, needs: StateNeeds, read_positions: torch.T
     if not can_replay(model):
         raise ValueError(f"a pass of {model.config.model_type!r} with sliding-window caches cannot be replayed")
     _install(model)
-    states = PlainStates()
+    states = PlainStates(read_positions=read_positions)
     with _entered(_PassState(model, record=states, needs=needs, read_positions=read_positions)):
         yield states
 
@@ -244,6 +275,10 @@ def keep_keys_values(states: PlainStates, cache, needs: StateNeeds) -> None:
         states.keys[layer], states.values[layer] = cache.layers[layer].keys, cache.layers[layer].values
 
 
+def _same_positions(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    return (a is None) == (b is None) and (a is None or torch.equal(a.cpu(), b.cpu()))
+
+
 @contextlib.contextmanager
 def resumed(model: torch.nn.Module, states: PlainStates | None = None, point: ResumePoint | None = None,
             read_positions: torch.Tensor | None = None) -> Iterator[None]:
@@ -252,7 +287,8 @@ def resumed(model: torch.nn.Module, states: PlainStates | None = None, point: Re
     if states is None and read_positions is None:
         yield
         return
-    if states is not None and (point is None or not states.covers(point) or not can_replay(model)):
+    if states is not None and (point is None or not states.covers(point) or not can_replay(model)
+                               or not _same_positions(states.read_positions, read_positions)):
         raise ValueError(f"the recorded states cannot resume this pass at {point}")
     _install(model)
     with _entered(_PassState(model, replay=states, point=point, read_positions=read_positions)):

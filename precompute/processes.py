@@ -102,6 +102,29 @@ class ProcessGroup:
             raise error
         return result
 
+    def disk_share(self, items: Sequence[T]) -> list[T]:
+        """This process's share of work that reads what the main process wrote (the capture) and writes files of
+        the run: `mine` when every process runs on this machine; on several machines those files exist on the
+        main one's disk alone, so the main process takes every item."""
+        if self.local_world == self.world:
+            return self.mine(items)
+        return list(items) if self.is_main else []
+
+    def each_share(self, items: Sequence[T], work: Callable[[list[T]], Any]) -> None:
+        """`work` on this process's share of `items` (each item on one process); returns when every process is
+        done, and raises on every process the first error any of them met (reported by the main process). Only
+        processes of one machine share (`disk_share`)."""
+        error = None
+        try:
+            work(self.disk_share(items))
+        except Exception as exc:  # handed to every process, so none waits forever for the others
+            error = exc
+        errors = self.gather(error)
+        first = self.broadcast(None if errors is None else next((e for e in errors if e is not None), None))
+        if first is not None:
+            first.raised_on_main_process = True  # so only the main process reports it
+            raise first
+
     def check_agree(self, value: tuple, names: tuple[str, ...], error: Callable[[int, str], Exception]) -> None:
         """Every process's `value` must equal the main one's; else the main process raises `error(rank, what
         differs)` on every process."""

@@ -88,6 +88,30 @@ def test_one_process_needs_no_process_group():
     assert w.mine([1, 2, 3]) == [1, 2, 3] and w.gather("x") == ["x"] and w.broadcast(5) == 5
 
 
+def test_work_on_the_run_folder_is_shared_only_by_processes_of_one_machine():
+    items = list(range(7))
+    assert ProcessGroup(rank=1, world=2, local_world=2).disk_share(items) == [1, 3, 5]
+    assert ProcessGroup(rank=0, world=2, local_world=1).disk_share(items) == items  # main of two machines: all
+    assert ProcessGroup(rank=1, world=2, local_world=1).disk_share(items) == []
+
+
+class SecondProcessFails(ProcessGroup):
+    """The main process of two, whose partner's share raised (what gather and broadcast would hand it)."""
+
+    def gather(self, value):
+        return [value, RuntimeError("process 1: capture unreadable")]
+
+    def broadcast(self, value):
+        return value
+
+
+def test_an_error_in_any_share_is_raised_on_every_process():
+    done = []
+    with pytest.raises(RuntimeError, match="process 1: capture unreadable") as raised:
+        SecondProcessFails(rank=0, world=2, local_world=2).each_share([0, 1, 2], done.append)
+    assert done == [[0, 2]] and raised.value.raised_on_main_process
+
+
 class TwoProcessesDisagreeing(ProcessGroup):
     """Process 1 reports other inputs than the main process (what a machine with another corpus would do)."""
 

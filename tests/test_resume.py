@@ -3,7 +3,6 @@ give the full pass's answers and log-probabilities bit for bit; nothing outlives
 import threading
 
 import pytest
-import torch
 
 import core.prompt_outcome as prompt_outcome
 from core.adapters import neuron_space_for
@@ -83,10 +82,10 @@ def test_a_resume_point_is_the_earliest_sublayer(tiny_models):
 
 
 def test_points_beyond_the_memory_budget_run_in_full(tiny_models):
-    config = load_causal_lm(tiny_models["llama"]).config  # hidden 16, 2 key/value heads of 4
+    config = load_causal_lm(tiny_models["llama"]).config  # hidden 16, FFN 40, 2 key/value heads of 4
     points = [ResumePoint(2), ResumePoint(0), ResumePoint(1)]
     per_token_first = StateNeeds.of([ResumePoint(0)]).bytes_per_token(config, 4)
-    assert per_token_first == 4 * (16 + 2 * 8)
+    assert per_token_first == 4 * (16 + 2 * 40 + 2 * 8)  # attention output, gate and up, keys and values
     assert affordable_points(points, config, 100, 4, 10**9) == [ResumePoint(0), ResumePoint(1), ResumePoint(2)]
     assert affordable_points(points, config, 100, 4, per_token_first * 100) == [ResumePoint(0)]
     assert affordable_points(points, config, 100, 4, per_token_first * 100 - 1) == []
@@ -112,17 +111,21 @@ def test_states_never_outlive_their_block_or_reach_another_thread(tiny_models, m
     point = ResumePoint(1)
     states = [plain_states(lm.model, lm.tokenizer, tokens, batches[0], StateNeeds.of([point]))]
     reference = _full_outcomes(lm, prompts, tokens, batches, monkeypatch)
-    # A pass of other prompts inside a replay block would be given this batch's states: it must fail loudly,
-    # and leaving the block (by the exception) must switch the replay off.
-    with pytest.raises(Exception):
-        with resumed(lm.model, states[0], point):
+    # States recorded at other read positions are refused; a pass of other prompts inside a replay block would be
+    # given this batch's states: it must fail loudly, and leaving the block (by the exception) must switch the
+    # replay off.
+    with pytest.raises(ValueError, match="cannot resume"):
+        with resumed(lm.model, states[0], point, states[0].read_positions + 1):
+            pass
+    with pytest.raises(RuntimeError):
+        with resumed(lm.model, states[0], point, states[0].read_positions):
             evaluate_batch(lm.model, lm.tokenizer, prompts, tokens, [0, 1])
     assert _active.get() is None
     assert _full_outcomes(lm, prompts, tokens, batches, monkeypatch) == reference
     inside, done = threading.Event(), threading.Event()
 
     def hold_a_replay():
-        with resumed(lm.model, states[0], point, torch.zeros((len(prompts), 1), dtype=torch.long)):
+        with resumed(lm.model, states[0], point, states[0].read_positions):
             inside.set()
             done.wait(30)
 

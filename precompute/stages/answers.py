@@ -13,8 +13,8 @@ from core.facts import Prompt
 from core.resume import PlainStates, ResumePoint, StateNeeds, affordable_points, can_replay
 from precompute.context import RunContext
 
-# Memory for one process's recorded plain passes. The demo's effects stage needs about 180 MB a process; a
-# 7B model's deep resume points would need gigabytes, and their conditions run in full instead.
+# Memory for one process's recorded plain passes. The demo's effects stage needs about 1 GB with one process
+# (half each with two); a 7B model's deep resume points would need far more, and their conditions run in full.
 RESUME_BUDGET_BYTES = 2 << 30
 
 

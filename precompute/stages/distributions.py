@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from core.distributions import (PARQUET_OPTIONS, distribution_stream, distributions_frame, result_bytes,
                                 stored_neurons)
@@ -27,7 +26,12 @@ def distributions_missing(ctx: RunContext, lang: str) -> bool:
 
 
 def run(ctx: RunContext) -> bool:
-    return ctx.workers.on_main(lambda: _distributions(ctx))
+    """The languages missing a table, shared out over the processes."""
+    todo = ctx.workers.on_main(lambda: [lang for lang in ctx.languages if distributions_missing(ctx, lang)])
+    if not todo:
+        return False
+    ctx.workers.each_share(todo, lambda mine: _distributions(ctx, mine))
+    return True
 
 
 def top_union(run_dir, relations: list[str], languages: list[str], limit: int) -> np.ndarray:
@@ -45,10 +49,9 @@ def relation_groups(relations: list[str], neurons: int, memory_budget: int) -> l
     return [relations[i : i + per_pass] for i in range(0, len(relations), per_pass)]
 
 
-def _distributions(ctx: RunContext) -> bool:
-    todo = [lang for lang in ctx.languages if distributions_missing(ctx, lang)]
+def _distributions(ctx: RunContext, todo: list[str]) -> None:
     if not todo:
-        return False
+        return
     limit = max([ctx.k, *ctx.k_sweep])
     neurons, sampled = stored_neurons(top_union(ctx.out, ctx.relations, ctx.languages, limit), ctx.space.total,
                                       ctx.options.seed)
@@ -59,8 +62,8 @@ def _distributions(ctx: RunContext) -> bool:
         row_of = {int(p): i for i, p in enumerate(np.load(ids_path))}
         rels = [r for r in ctx.relations if not distributions_path(ctx.out, r, lang).exists()]
         groups = relation_groups(rels, len(neurons), budget)
-        with tqdm(total=len(neurons) * len(groups), desc=f"distributions ({lang}): activation quantiles",
-                  unit="neuron") as bar:
+        with ctx.workers.bar(total=len(neurons) * len(groups), desc=f"distributions ({lang}): activation quantiles",
+                             unit="neuron") as bar:
             for group in groups:
                 sets = {}
                 for rel in group:
@@ -71,4 +74,3 @@ def _distributions(ctx: RunContext) -> bool:
                 for rel in group:
                     write_parquet_atomic(distributions_frame(neurons, sampled, stats[rel]),
                                          distributions_path(ctx.out, rel, lang), **PARQUET_OPTIONS)
-    return True

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from core.generation import model_device
 from core.mapped import NpyColumns
@@ -27,7 +26,12 @@ def null_todo(ctx: RunContext) -> list[int]:
 
 
 def run(ctx: RunContext) -> bool:
-    return ctx.workers.on_main(lambda: _null(ctx))
+    """The permutations missing, shared out over the processes (each writes its own files)."""
+    todo = ctx.workers.on_main(lambda: null_todo(ctx))
+    if not todo:
+        return False
+    ctx.workers.each_share(todo, lambda mine: _null(ctx, mine))
+    return True
 
 
 def permuted_labels(base: pd.DataFrame, language: str, key: list[int]) -> pd.DataFrame:
@@ -49,10 +53,9 @@ def null_sets(base: pd.DataFrame, relations: list[str], language: str, language_
             for i, rel in enumerate(relations)}
 
 
-def _null(ctx: RunContext) -> bool:
-    todo = null_todo(ctx)
+def _null(ctx: RunContext, todo: list[int]) -> None:
     if not todo:
-        return False
+        return
     lang = ctx.options.identification_language
     base = read_baseline(ctx)
     acts_path, ids_path = capture_paths(ctx.out, lang)
@@ -62,7 +65,8 @@ def _null(ctx: RunContext) -> bool:
     device = str(device) if device.type == "cuda" else "cpu"
     limit = max([ctx.k, *ctx.k_sweep])
     columns = pd.DataFrame(neuron_columns(ctx.space))
-    for permutation in tqdm(todo, desc=f"overlap null ({lang}): permuted identifications", unit="permutation"):
+    for permutation in ctx.workers.bar(iterable=todo, desc=f"overlap null ({lang}): permuted identifications",
+                                       unit="permutation"):
         sets = null_sets(base, ctx.relations, lang, ctx.corpus.languages.index(lang), ctx.options.seed, permutation,
                          ctx.options.negatives_ratio)
         labelled = {rel: LabelledRows(np.array([row_of[int(p)] for p in s.prompt_id]), s.positive.to_numpy(bool))
@@ -77,4 +81,3 @@ def _null(ctx: RunContext) -> bool:
         frame = pd.concat(frames, ignore_index=True).sort_values(["relation", "rank"], ignore_index=True)
         write_parquet_atomic(frame[["relation", "language", "rank", "neuron", "layer", "module", "index"]],
                              null_top_path(ctx.out, permutation))
-    return True

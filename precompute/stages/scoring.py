@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from core.generation import model_device
 from core.mapped import NpyColumns
@@ -21,13 +20,17 @@ def scores_missing(ctx: RunContext, lang: str) -> bool:
 
 
 def run(ctx: RunContext) -> bool:
-    return ctx.workers.on_main(lambda: _score(ctx))
-
-
-def _score(ctx: RunContext) -> bool:
-    todo_langs = [l for l in ctx.languages if scores_missing(ctx, l)]
-    if not todo_langs:
+    """The languages missing scores, shared out over the processes."""
+    todo = ctx.workers.on_main(lambda: [lang for lang in ctx.languages if scores_missing(ctx, lang)])
+    if not todo:
         return False
+    ctx.workers.each_share(todo, lambda mine: _score(ctx, mine))
+    return True
+
+
+def _score(ctx: RunContext, todo_langs: list[str]) -> None:
+    if not todo_langs:
+        return
     n = ctx.space.total
     columns = neuron_columns(ctx.space)
     device = model_device(ctx.lm.model)
@@ -43,7 +46,7 @@ def _score(ctx: RunContext) -> bool:
             ident = read_parquet(identification_path(ctx.out, rel, lang))
             sets[rel] = LabelledRows(np.array([row_of[int(p)] for p in ident.prompt_id]),
                                      np.array(ident.positive, dtype=bool))
-        with tqdm(total=n * len(rels), desc=f"scoring ({lang}): average precision", unit="neuron") as bar:
+        with ctx.workers.bar(total=n * len(rels), desc=f"scoring ({lang}): average precision", unit="neuron") as bar:
             # Identification already refused a relation without positives or negatives.
             scored = score_stream(acts, sets, captured_ids, TOP_PLACES, ctx.options.score_memory_mib << 20,
                                   device, on_progress=bar.update,
@@ -52,7 +55,6 @@ def _score(ctx: RunContext) -> bool:
             write_parquet_atomic(scores_frame(columns, scored.stats[rel]), scores_path(ctx.out, rel, lang))
         if not top_prompts_path(ctx.out, lang).exists():
             write_parquet_atomic(top_prompts_frame(scored.top_prompt, scored.top_value), top_prompts_path(ctx.out, lang))
-    return True
 
 
 def neuron_columns(space: NeuronSpace) -> dict:
