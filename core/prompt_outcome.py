@@ -97,36 +97,46 @@ def _second_greedy_tokens(model, batch: Batch, cache, p_len: torch.Tensor, first
     return out.logits[:, -1].argmax(-1)
 
 
-def _read_steps(chunk: list[EvalTokens], width: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(prompt lengths, gold lengths, [rows, gold positions] the positions whose next-token logits are read:
-    the prompt's last and each gold token but the last), on `device`; `width`: the padded batch's."""
+@dataclass(frozen=True)
+class EvalBatch:
+    """One batch of `eval_batches` as tensors, made once and read under every ablation: prompt + gold ids
+    right-padded; each row's prompt and gold lengths; `steps` [rows, gold positions], the positions whose
+    next-token logits are read (the prompt's last and each gold token but the last); the gold ids, 0-padded."""
+    batch: Batch
+    p_len: torch.Tensor
+    g_len: torch.Tensor
+    steps: torch.Tensor
+    gold: torch.Tensor
+
+
+def eval_batch(tokenizer, tokens: Sequence[EvalTokens], idx: list[int], device) -> EvalBatch:
+    chunk = [tokens[i] for i in idx]
+    batch = _right_padded([t.prompt_ids + t.gold_ids for t in chunk], tokenizer.pad_token_id, device)
+    device = batch.input_ids.device
     p_len = torch.tensor([len(t.prompt_ids) for t in chunk], device=device)
     g_len = torch.tensor([len(t.gold_ids) for t in chunk], device=device)
-    steps = (p_len - 1)[:, None] + torch.arange(int(g_len.max()), device=device)[None, :]
-    return p_len, g_len, steps.clamp(max=width - 1)
-
-
-def _eval_batch(tokenizer, chunk: list[EvalTokens], device) -> Batch:
-    return _right_padded([t.prompt_ids + t.gold_ids for t in chunk], tokenizer.pad_token_id, device)
+    width = int(g_len.max())
+    steps = ((p_len - 1)[:, None] + torch.arange(width, device=device)[None, :]).clamp(max=batch.input_ids.shape[1] - 1)
+    gold = torch.zeros((len(chunk), width), dtype=torch.long)
+    for i, t in enumerate(chunk):
+        gold[i, : len(t.gold_ids)] = torch.tensor(t.gold_ids)
+    return EvalBatch(batch, p_len, g_len, steps, gold.to(device))
 
 
 @torch.no_grad()
-def _evaluate_batch(model, tokenizer, chunk: list[EvalTokens], device, states: PlainStates | None = None,
+def _evaluate_batch(model, tokenizer, inputs: EvalBatch, states: PlainStates | None = None,
                     point: ResumePoint | None = None) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
     eos = tokenizer.eos_token_id
-    batch = _eval_batch(tokenizer, chunk, device)
-    p_len, g_len, steps = _read_steps(chunk, batch.input_ids.shape[1], batch.input_ids.device)
+    batch, steps = inputs.batch, inputs.steps
     hidden, cache = _forward_cached(model, batch, steps, states, point)
-    rows = torch.arange(len(chunk), device=hidden.device)
-    p_len, g_len, steps = p_len.to(hidden.device), g_len.to(hidden.device), steps.to(hidden.device)
+    rows = torch.arange(steps.shape[0], device=hidden.device)
+    p_len, g_len, steps = inputs.p_len.to(hidden.device), inputs.g_len.to(hidden.device), steps.to(hidden.device)
     width = steps.shape[1]
     step_logits = hidden[rows[:, None], steps]
     if _plain_head(model):
         step_logits = model.get_output_embeddings()(step_logits)
     step_lp = step_logits.float().log_softmax(-1)  # [batch, gold positions, vocab]
-    gold = torch.zeros((len(chunk), width), dtype=torch.long, device=step_lp.device)
-    for i, t in enumerate(chunk):
-        gold[i, : len(t.gold_ids)] = torch.tensor(t.gold_ids)
+    gold = inputs.gold.to(step_lp.device)
     valid = torch.arange(width, device=step_lp.device)[None, :] < g_len[:, None]
     token_lp = step_lp.gather(2, gold[:, :, None])[:, :, 0] * valid
     first = step_lp[:, 0].argmax(-1)
@@ -156,13 +166,10 @@ def _evaluate_batch(model, tokenizer, chunk: list[EvalTokens], device, states: P
 
 
 @torch.no_grad()
-def plain_states(model, tokenizer, tokens: Sequence[EvalTokens], idx: list[int], needs: StateNeeds) -> PlainStates:
-    """The plain pass over the batch `idx` that ablated passes over it resume from (core.resume)."""
-    chunk = [tokens[i] for i in idx]
-    batch = _eval_batch(tokenizer, chunk, model_device(model))
-    _, _, steps = _read_steps(chunk, batch.input_ids.shape[1], batch.input_ids.device)
-    with recording(model, needs, steps) as states:
-        out = _cached_pass(model, batch)
+def plain_states(model, inputs: EvalBatch, needs: StateNeeds) -> PlainStates:
+    """The plain pass over a batch that ablated passes over it resume from (core.resume)."""
+    with recording(model, needs, inputs.steps) as states:
+        out = _cached_pass(model, inputs.batch)
     keep_keys_values(states, out.past_key_values, needs)
     return states
 
@@ -175,13 +182,13 @@ def eval_batches(tokens: Sequence[EvalTokens], batch_size: int) -> list[list[int
 
 
 def evaluate_batch(model, tokenizer, prompts: Sequence[Prompt], tokens: Sequence[EvalTokens], idx: list[int],
-                   floor: bool = False, states: PlainStates | None = None, point: ResumePoint | None = None
-                   ) -> list[Outcome]:
+                   floor: bool = False, states: PlainStates | None = None, point: ResumePoint | None = None,
+                   inputs: EvalBatch | None = None) -> list[Outcome]:
     """Outcomes of the prompts `idx` (one batch of `eval_batches`), in that order; `floor`: core.correctness's
     short-answer floor; `states`: this batch's `plain_states`, replayed up to `point` (the same outcomes, bit for
-    bit, in less time)."""
-    new_tokens, first_lp, all_lp = _evaluate_batch(model, tokenizer, [tokens[i] for i in idx], model_device(model),
-                                                   states, point)
+    bit, in less time); `inputs`: its `eval_batch`, when made already."""
+    inputs = inputs if inputs is not None else eval_batch(tokenizer, tokens, idx, model_device(model))
+    new_tokens, first_lp, all_lp = _evaluate_batch(model, tokenizer, inputs, states, point)
     texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
     return [Outcome(texts[j], _judge(tokenizer, prompts[i], tokens[i], texts[j], floor), float(first_lp[j]),
                     float(all_lp[j])) for j, i in enumerate(idx)]

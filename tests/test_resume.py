@@ -9,7 +9,7 @@ from core.adapters import neuron_space_for
 from core.facts import Prompt
 from core.hooks import neuron_hooks
 from core.loading import load_causal_lm
-from core.prompt_outcome import eval_batches, evaluate_batch, plain_states, tokenize_for_eval
+from core.prompt_outcome import eval_batch, eval_batches, evaluate_batch, plain_states, tokenize_for_eval
 from core.resume import (ResumePoint, StateNeeds, _active, affordable_points, can_prune, can_replay, resume_point,
                          resumed)
 
@@ -58,7 +58,8 @@ def test_resumed_and_pruned_passes_equal_the_full_pass_bit_for_bit(tiny_models, 
     points = [resume_point(neurons, space) for neurons in sets]
     assert {p.layer for p in points} == set(range(space.num_layers))
     assert any(p.at_attention for p in points) == (definition == "paper+attention")
-    states = [plain_states(lm.model, lm.tokenizer, tokens, idx, StateNeeds.of(points)) for idx in batches]
+    needs = StateNeeds.of(points)
+    states = [plain_states(lm.model, eval_batch(lm.tokenizer, tokens, idx, "cpu"), needs) for idx in batches]
     assert _outcomes(lm, prompts, tokens, batches) == _full_outcomes(lm, prompts, tokens, batches, monkeypatch)
     for neurons, point in zip(sets, points):
         with hooks.ablate(neurons):
@@ -99,7 +100,8 @@ def test_families_without_replay_still_evaluate(tiny_models):
     assert not can_prune(gpt2.model) and not can_replay(gpt2.model)
     tokens = tokenize_for_eval(mistral.tokenizer, _prompts())
     with pytest.raises(ValueError, match="sliding-window"):
-        plain_states(mistral.model, mistral.tokenizer, tokens, [0, 1], StateNeeds.of([ResumePoint(0)]))
+        plain_states(mistral.model, eval_batch(mistral.tokenizer, tokens, [0, 1], "cpu"),
+                     StateNeeds.of([ResumePoint(0)]))
 
 
 def test_states_never_outlive_their_block_or_reach_another_thread(tiny_models, monkeypatch):
@@ -109,7 +111,7 @@ def test_states_never_outlive_their_block_or_reach_another_thread(tiny_models, m
     tokens = tokenize_for_eval(lm.tokenizer, prompts)
     batches = [list(range(len(prompts)))]
     point = ResumePoint(1)
-    states = [plain_states(lm.model, lm.tokenizer, tokens, batches[0], StateNeeds.of([point]))]
+    states = [plain_states(lm.model, eval_batch(lm.tokenizer, tokens, batches[0], "cpu"), StateNeeds.of([point]))]
     reference = _full_outcomes(lm, prompts, tokens, batches, monkeypatch)
     # States recorded at other read positions are refused; a pass of other prompts inside a replay block would be
     # given this batch's states: it must fail loudly, and leaving the block (by the exception) must switch the

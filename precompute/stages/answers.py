@@ -8,7 +8,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from core.prompt_outcome import EvalTokens, Outcome, eval_batches, evaluate_batch, plain_states, tokenize_for_eval
+from core.generation import model_device
+from core.prompt_outcome import (EvalBatch, EvalTokens, Outcome, eval_batch, eval_batches, evaluate_batch, plain_states,
+                                 tokenize_for_eval)
 from core.facts import Prompt
 from core.resume import PlainStates, ResumePoint, StateNeeds, affordable_points, can_replay
 from precompute.context import RunContext
@@ -20,7 +22,8 @@ RESUME_BUDGET_BYTES = 2 << 30
 
 @dataclass(frozen=True)
 class PlainPasses:
-    """This process's evaluation batches' plain passes, covering `points`."""
+    """This process's evaluation batches as tensors (`inputs`), and their plain passes covering `points`."""
+    inputs: dict[tuple[int, ...], EvalBatch]
     by_batch: dict[tuple[int, ...], PlainStates]
     points: frozenset[ResumePoint]
 
@@ -40,27 +43,27 @@ def plain_passes(ctx: RunContext, tokens: list[EvalTokens], points: Iterable[Res
     if not points or not can_replay(model):
         return None
     mine = ctx.workers.mine(eval_batches(tokens, ctx.options.batch_size))
-    padded = sum(len(idx) * max(len(tokens[i].prompt_ids) + len(tokens[i].gold_ids) for i in idx) for idx in mine)
+    inputs = {tuple(idx): eval_batch(ctx.lm.tokenizer, tokens, idx, model_device(model)) for idx in mine}
+    padded = sum(batch.batch.input_ids.numel() for batch in inputs.values())
     element = next(model.parameters()).element_size()
     chosen = affordable_points(points, model.config, padded, element, RESUME_BUDGET_BYTES)
-    if not chosen:
-        return None
     needs = StateNeeds.of(chosen)
-    return PlainPasses({tuple(idx): plain_states(model, ctx.lm.tokenizer, tokens, idx, needs) for idx in mine},
-                       frozenset(chosen))
+    by_batch = {key: plain_states(model, batch, needs) for key, batch in inputs.items()} if chosen else {}
+    return PlainPasses(inputs, by_batch, frozenset(chosen))
 
 
 def evaluate(ctx: RunContext, prompts: list[Prompt], tokens: list[EvalTokens] | None = None,
              plain: PlainPasses | None = None, point: ResumePoint | None = None) -> list[Outcome] | None:
     """Greedy answers for `prompts`, batches split over the processes; all of them on the main process.
-    `plain`, `point`: the batches' plain passes and where the active ablation first changes a pass (the same
-    answers, bit for bit, from less computation)."""
+    `plain`, `point`: the batches' tensors and plain passes, and where the active ablation first changes a pass
+    (the same answers, bit for bit, from less computation)."""
     tokens = tokens if tokens is not None else tokenize_for_eval(ctx.lm.tokenizer, prompts)
 
     def answers(idx):
         states, start = plain.states(idx, point) if plain is not None else (None, None)
+        inputs = plain.inputs[tuple(idx)] if plain is not None else None
         return zip(idx, evaluate_batch(ctx.lm.model, ctx.lm.tokenizer, prompts, tokens, idx,
-                                       ctx.options.answer_floor, states, start))
+                                       ctx.options.answer_floor, states, start, inputs))
 
     merged = ctx.workers.map_gathered(eval_batches(tokens, ctx.options.batch_size), answers)
     return None if merged is None else [merged[i] for i in range(len(prompts))]
