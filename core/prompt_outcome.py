@@ -183,15 +183,23 @@ def eval_batches(tokens: Sequence[EvalTokens], batch_size: int) -> list[list[int
 
 def evaluate_batch(model, tokenizer, prompts: Sequence[Prompt], tokens: Sequence[EvalTokens], idx: list[int],
                    floor: bool = False, states: PlainStates | None = None, point: ResumePoint | None = None,
-                   inputs: EvalBatch | None = None) -> list[Outcome]:
+                   inputs: EvalBatch | None = None, judged: dict | None = None) -> list[Outcome]:
     """Outcomes of the prompts `idx` (one batch of `eval_batches`), in that order; `floor`: core.correctness's
     short-answer floor; `states`: this batch's `plain_states`, replayed up to `point` (the same outcomes, bit for
-    bit, in less time); `inputs`: its `eval_batch`, when made already."""
+    bit, in less time); `inputs`: its `eval_batch`, when made already; `judged`: (prompt index, answer ids) ->
+    (answer text, correct), kept across the calls of a stage (most ablations leave most answers as they were)."""
     inputs = inputs if inputs is not None else eval_batch(tokenizer, tokens, idx, model_device(model))
     new_tokens, first_lp, all_lp = _evaluate_batch(model, tokenizer, inputs, states, point)
-    texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-    return [Outcome(texts[j], _judge(tokenizer, prompts[i], tokens[i], texts[j], floor), float(first_lp[j]),
-                    float(all_lp[j])) for j, i in enumerate(idx)]
+    judged = judged if judged is not None else {}
+    verdicts = []
+    for i, answer in zip(idx, new_tokens):
+        key = (i, tuple(answer))
+        if key not in judged:
+            text = tokenizer.decode(answer, skip_special_tokens=True)
+            judged[key] = (text, _judge(tokenizer, prompts[i], tokens[i], text, floor))
+        verdicts.append(judged[key])
+    return [Outcome(text, correct, float(first_lp[j]), float(all_lp[j]))
+            for j, (text, correct) in enumerate(verdicts)]
 
 
 def _judge(tokenizer, prompt: Prompt, tokens: EvalTokens, generated: str, floor: bool) -> bool:

@@ -2,7 +2,7 @@
 and the plain passes that ablated answers resume from (core.resume)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
@@ -22,10 +22,12 @@ RESUME_BUDGET_BYTES = 2 << 30
 
 @dataclass(frozen=True)
 class PlainPasses:
-    """This process's evaluation batches as tensors (`inputs`), and their plain passes covering `points`."""
+    """This process's evaluation batches as tensors (`inputs`), their plain passes covering `points`, and the
+    answers judged so far (evaluate_batch's `judged`)."""
     inputs: dict[tuple[int, ...], EvalBatch]
     by_batch: dict[tuple[int, ...], PlainStates]
     points: frozenset[ResumePoint]
+    judged: dict = field(default_factory=dict)
 
     def states(self, idx: list[int], point: ResumePoint | None) -> tuple[PlainStates | None, ResumePoint | None]:
         """What a batch resumes from under an ablation first changing `point`: (None, None) for a full pass."""
@@ -61,9 +63,9 @@ def evaluate(ctx: RunContext, prompts: list[Prompt], tokens: list[EvalTokens] | 
 
     def answers(idx):
         states, start = plain.states(idx, point) if plain is not None else (None, None)
-        inputs = plain.inputs[tuple(idx)] if plain is not None else None
+        inputs, judged = (plain.inputs[tuple(idx)], plain.judged) if plain is not None else (None, None)
         return zip(idx, evaluate_batch(ctx.lm.model, ctx.lm.tokenizer, prompts, tokens, idx,
-                                       ctx.options.answer_floor, states, start, inputs))
+                                       ctx.options.answer_floor, states, start, inputs, judged))
 
     merged = ctx.workers.map_gathered(eval_batches(tokens, ctx.options.batch_size), answers)
     return None if merged is None else [merged[i] for i in range(len(prompts))]
