@@ -81,8 +81,7 @@ def effects_flops(run: Path) -> tuple[float, int]:
     from precompute.context import load_model, prepare_run, to_prompts
     from precompute.processes import ProcessGroup
     from precompute.stages.answers import evaluate, plain_passes
-    from precompute.stages.effects import _critical, effect_prompts, neuron_set, run_conditions
-    from precompute.stages.scoring import ranking
+    from precompute.stages.effects import effect_prompts, neuron_sets, run_conditions
 
     manifest = json.loads((run / "manifest.json").read_text())
     options = {k: v for k, v in manifest["options"].items() if k in RunOptions.__dataclass_fields__}
@@ -91,10 +90,7 @@ def effects_flops(run: Path) -> tuple[float, int]:
     load_model(ctx)
     prompts = to_prompts(effect_prompts(ctx.prompts, ctx.options.effect_templates))
     tokens = tokenize_for_eval(ctx.lm.tokenizer, prompts)
-    rankings = {rel: ranking(ctx.out, rel, ctx.options.identification_language) for rel in ctx.relations}
-    critical = _critical(ctx)
-    sets = {c: [ctx.space.neuron(int(i)) for i in neuron_set(c, rankings, ctx.space.total, ctx.options.seed, critical)]
-            for c in run_conditions(ctx)}
+    sets = {c: [ctx.space.neuron(int(i)) for i in ids] for c, ids in neuron_sets(ctx, run_conditions(ctx))}
     points = {c: resume_point(neurons, ctx.space) for c, neurons in sets.items()}
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():

@@ -18,7 +18,7 @@ from core.correctness import head_reader, is_correct
 from core.facts import Prompt
 from core.generation import Batch, model_device
 from core.hooks import per_row_request
-from core.resume import PlainStates, ResumePoint, StateNeeds, can_prune, keep_keys_values, recording, resumed
+from core.resume import PlainStates, ResumePoint, StateNeeds, can_prune, record_pass, resumed
 
 
 @dataclass(frozen=True)
@@ -168,10 +168,7 @@ def _evaluate_batch(model, tokenizer, inputs: EvalBatch, states: PlainStates | N
 @torch.no_grad()
 def plain_states(model, inputs: EvalBatch, needs: StateNeeds) -> PlainStates:
     """The plain pass over a batch that ablated passes over it resume from (core.resume)."""
-    with recording(model, needs, inputs.steps) as states:
-        out = _cached_pass(model, inputs.batch)
-    keep_keys_values(states, out.past_key_values, needs)
-    return states
+    return record_pass(model, needs, inputs.steps, lambda: _cached_pass(model, inputs.batch))[1]
 
 
 def eval_batches(tokens: Sequence[EvalTokens], batch_size: int) -> list[list[int]]:

@@ -3,7 +3,7 @@ it is read.
 
 Switching off neurons of layer L's FFN leaves everything before that FFN as the plain model computes it: the
 layers below L, L's attention with its keys and values, and the FFN's projections of its input (gate and up).
-A plain pass over a batch records those states once (`recording`); each ablated pass over the same batch then
+A plain pass over a batch records those states once (`record_pass`); each ablated pass over the same batch then
 replays them, the neuron hooks edit the replayed projections as they edit computed ones, and the pass computes
 the rest of L's FFN and the layers above (`resumed`). The replayed tensors are the ones the full pass computes,
 so the results are bit-identical, not merely close (tested). Attention neurons (the "paper+attention"
@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
@@ -256,23 +256,20 @@ def _entered(state: _PassState) -> Iterator[None]:
         _active.reset(token)
 
 
-@contextlib.contextmanager
-def recording(model: torch.nn.Module, needs: StateNeeds, read_positions: torch.Tensor | None = None
-              ) -> Iterator[PlainStates]:
-    """A plain pass inside this block fills the yielded states' outputs and attention outputs; its keys and
-    values come from the pass's cache (`keep_keys_values`)."""
+def record_pass(model: torch.nn.Module, needs: StateNeeds, read_positions: torch.Tensor | None,
+                run_pass: Callable[[], Any]) -> tuple[Any, PlainStates]:
+    """(the output of `run_pass`, a plain pass that returns the model's output with its cache; the states of that
+    pass `needs` asks for: outputs and projections as the pass computes them, keys and values from its cache)."""
     if not can_replay(model):
         raise ValueError(f"a pass of {model.config.model_type!r} with sliding-window caches cannot be replayed")
     _install(model)
     states = PlainStates(read_positions=read_positions)
     with _entered(_PassState(model, record=states, needs=needs, read_positions=read_positions)):
-        yield states
-
-
-def keep_keys_values(states: PlainStates, cache, needs: StateNeeds) -> None:
-    """The keys and values of the recorded pass, from its cache (full attention: `can_replay`)."""
+        out = run_pass()
     for layer in needs.keys_values:
-        states.keys[layer], states.values[layer] = cache.layers[layer].keys, cache.layers[layer].values
+        cache_layer = out.past_key_values.layers[layer]
+        states.keys[layer], states.values[layer] = cache_layer.keys, cache_layer.values
+    return out, states
 
 
 def _same_positions(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:

@@ -20,7 +20,7 @@ from core.generation import model_device
 from core.parquet_io import write_parquet_atomic
 from core.prompt_outcome import _plain_head, _right_padded, tokenize_for_eval
 from core.resume import (PlainStates, ResumePoint, StateNeeds, affordable_points, can_prune, can_replay,
-                         keep_keys_values, recording, resume_point, resumed)
+                         record_pass, resume_point, resumed)
 from core.run_layout import single_neuron_path
 from precompute.context import RunContext, to_prompts
 from precompute.stages.answers import RESUME_BUDGET_BYTES, evaluate, plain_passes
@@ -94,9 +94,7 @@ def first_token_readout(model, batch, last: torch.Tensor, gold: torch.Tensor, st
 def plain_readout(model, batch, last: torch.Tensor, gold: torch.Tensor, needs: StateNeeds
                   ) -> tuple[torch.Tensor, torch.Tensor, PlainStates]:
     """first_token_readout of the plain model, and the states of its pass that `needs` asks for."""
-    with recording(model, needs, last[:, None]) as states:
-        out = _readout_pass(model, batch)
-    keep_keys_values(states, out.past_key_values, needs)
+    out, states = record_pass(model, needs, last[:, None], lambda: _readout_pass(model, batch))
     return (*_readout(model, out, last, gold), states)
 
 
@@ -176,7 +174,7 @@ def _evaluate_flagged(ctx: RunContext, full: pd.DataFrame, flagged: list[int]) -
     tokens = tokenize_for_eval(ctx.lm.tokenizer, prompts)
     base = full.correct.to_numpy(bool)
     points = {n: resume_point([ctx.space.neuron(int(n))], ctx.space) for n in flagged}
-    plain = plain_passes(ctx, tokens, points.values()) if flagged else None
+    plain = plain_passes(ctx, tokens, points.values())
     frames = []
     with ctx.workers.bar(total=len(flagged), desc="critical neurons: exact single-neuron effects", unit="neuron") as bar:
         for neuron in flagged:

@@ -92,7 +92,11 @@ def effects_todo(ctx: RunContext) -> list[tuple[Condition, np.ndarray]]:
     """The conditions whose file is missing, with their neuron sets (rankings from the identification language)."""
     if not random_sets_path(ctx.out).exists():
         write_parquet_atomic(random_sets_frame(ctx), random_sets_path(ctx.out))
-    todo = [c for c in run_conditions(ctx) if not condition_path(ctx, c).exists()]
+    return neuron_sets(ctx, [c for c in run_conditions(ctx) if not condition_path(ctx, c).exists()])
+
+
+def neuron_sets(ctx: RunContext, todo: list[Condition]) -> list[tuple[Condition, np.ndarray]]:
+    """Each condition with the flat ids it zeroes (rankings from the identification language)."""
     if not todo:
         return []
     rankings = {rel: ranking(ctx.out, rel, ctx.options.identification_language) for rel in ctx.relations}
@@ -108,12 +112,13 @@ def run(ctx: RunContext) -> bool:
     prompts = to_prompts(df)
     tokens = tokenize_for_eval(ctx.lm.tokenizer, prompts)
     ablation = run_ablation(ctx)
-    points = {c: resume_point([ctx.space.neuron(int(i)) for i in neurons], ctx.space) for c, neurons in todo}
+    ablated = {c: [ctx.space.neuron(int(i)) for i in neurons] for c, neurons in todo}
+    points = {c: resume_point(neurons, ctx.space) for c, neurons in ablated.items()}
     plain = plain_passes(ctx, tokens, points.values())
     desc = "effects: ablated answers" + ("" if ablation.mode == "zero" else f" ({ablation.label}, main k)")
     with ctx.workers.bar(total=len(todo) * len(df), desc=desc, unit="prompt") as bar:
-        for c, neurons in todo:
-            with ctx.hooks.ablate([ctx.space.neuron(i) for i in neurons], ablation):
+        for c, neurons in ablated.items():
+            with ctx.hooks.ablate(neurons, ablation):
                 outcomes = evaluate(ctx, prompts, tokens, plain, points[c])
             if ctx.is_main:
                 write_parquet_atomic(effect_frame(df, outcomes, c), condition_path(ctx, c))
